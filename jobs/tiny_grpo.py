@@ -1,0 +1,20 @@
+"""The embedded CPU default: SFT a tiny Llama from scratch on the embedded Spider subset, then GRPO.
+
+    python jobs/tiny_grpo.py [--config jobs/tiny_grpo.yaml] [--max-steps N] [--out RUN_DIR] [--resume] [key=value ...]
+    ray job submit --working-dir . -- python jobs/tiny_grpo.py --max-steps 2
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, also under `ray job submit --working-dir .`
+
+from rl_sql.cli import cmd_train  # noqa: E402
+
+RECIPE = Path(__file__).with_suffix(".yaml")
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if "--config" not in argv:
+        argv = ["--config", str(RECIPE), *argv]
+    raise SystemExit(cmd_train(argv, prog="jobs/tiny_grpo.py"))

@@ -1,0 +1,76 @@
+"""Held-out splits that do not leak gold SQL into training.
+
+Spider pairs several paraphrased questions with one gold query, so a plain random split
+of questions mostly measures memorization. ``split_examples`` groups examples by their
+normalized gold SQL and assigns whole groups, so no held-out gold query (in normal form)
+appears in training. ``split_by_database`` holds out whole databases (unseen schemas).
+Both are deterministic for a seed and keep the input order within each side.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+
+from rl_sql.data.example import SqlExample
+from rl_sql.data.normalize import normalize_sql
+
+
+def _check_fraction(heldout_fraction: float) -> None:
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
+
+
+def _split_groups(
+    examples: Sequence[SqlExample], keys: list[str], heldout_fraction: float, seed: int
+) -> tuple[list[SqlExample], list[SqlExample]]:
+    """Shuffle the distinct keys, hold out keys until their examples reach the fraction."""
+    _check_fraction(heldout_fraction)
+    sizes: dict[str, int] = defaultdict(int)
+    for key in keys:
+        sizes[key] += 1
+    order = sorted(sizes)
+    random.Random(seed).shuffle(order)
+    target = round(heldout_fraction * len(examples))
+    heldout_keys: set[str] = set()
+    taken = 0
+    for key in order:
+        if taken >= target:
+            break
+        heldout_keys.add(key)
+        taken += sizes[key]
+    train = [ex for ex, key in zip(examples, keys) if key not in heldout_keys]
+    heldout = [ex for ex, key in zip(examples, keys) if key in heldout_keys]
+    return train, heldout
+
+
+def split_examples(
+    examples: Sequence[SqlExample], heldout_fraction: float, seed: int = 0
+) -> tuple[list[SqlExample], list[SqlExample]]:
+    """(train, heldout) with whole normalized-gold-SQL groups on one side.
+
+    The held-out side gets about ``heldout_fraction`` of the examples (groups are added in a
+    seeded random order until the count is reached, so it can overshoot by one group).
+    The key is the SQL text alone: the same query over two databases is one group, so it
+    never appears on both sides.
+    """
+    keys = [normalize_sql(ex.answer) for ex in examples]
+    return _split_groups(examples, keys, heldout_fraction, seed)
+
+
+def split_by_database(
+    examples: Sequence[SqlExample], heldout_fraction: float, seed: int = 0
+) -> tuple[list[SqlExample], list[SqlExample]]:
+    """(train, heldout) with whole databases on one side (about ``heldout_fraction`` of the examples).
+
+    Raises when an example has no ``db_id`` (sql-create-context rows have none: use
+    ``split_examples`` for them).
+    """
+    missing = sum(ex.db_id is None for ex in examples)
+    if missing:
+        raise ValueError(
+            f"split_by_database: {missing} of {len(examples)} examples have no db_id; "
+            "use split_examples for sources without databases (create-context)"
+        )
+    return _split_groups(examples, [ex.db_id or "" for ex in examples], heldout_fraction, seed)

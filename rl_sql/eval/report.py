@@ -1,0 +1,87 @@
+"""The training report: ``report.md`` and PNG plots in a run directory, from ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# plot file -> (title, [metric keys])
+PLOTS = {
+    "reward.png": ("Reward (mean, std and components)", ["reward/mean", "reward/std", "reward/syntax", "reward/execution", "reward/semantic"]),
+    "heldout_accuracy.png": ("Held-out execution accuracy (greedy)", ["eval/exec_accuracy", "eval/runs_without_error"]),
+    "train_exec_match.png": ("Training samples: execution match and SQL that runs", ["reward/exec_match", "sql/runs_frac"]),
+    "kl.png": ("KL to the reference (k3)", ["kl_divergence"]),
+    "zero_variance.png": ("Fraction of zero-variance groups", ["grpo/zero_variance_frac"]),
+    "completion_length.png": ("Completion length (tokens)", ["completion/len_mean"]),
+    "time_per_phase.png": ("Time per phase (s)", ["time/generate", "time/score", "time/update", "time/push", "time/parity"]),
+}
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run directory?")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    points = [(r["step"], r[key]) for r in records if key in r]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def write_training_report(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    records = read_metrics(run_dir)
+    lines = [f"# Training report: {run_dir.name}", ""]
+    train = [r for r in records if "reward/mean" in r]
+    evals = [r for r in records if "eval/exec_accuracy" in r]
+    if train:
+        last = train[-1]
+        lines += [
+            f"{len(train)} GRPO steps; last step {last['step']}.",
+            "",
+            "| metric | first step | last step |",
+            "|---|---|---|",
+        ]
+        for key in ("reward/mean", "reward/std", "reward/exec_match", "sql/runs_frac", "kl_divergence",
+                    "grpo/zero_variance_frac", "completion/len_mean", "time/step"):
+            if key in last:
+                lines.append(f"| {key} | {train[0].get(key, float('nan')):.4f} | {last[key]:.4f} |")
+        lines.append("")
+    if evals:
+        lines += ["## Held-out execution accuracy (greedy)", "", "| step | accuracy | runs without error | n |", "|---|---|---|---|"]
+        for r in evals:
+            lines.append(f"| {r['step']} | {r['eval/exec_accuracy']:.3f} | {r.get('eval/runs_without_error', float('nan')):.3f} | {int(r.get('eval/n', 0))} |")
+        lines.append("")
+    lines += ["## Plots", ""]
+    for name, (title, keys) in PLOTS.items():
+        drawn = _plot(run_dir / name, title, records, keys)
+        if drawn:
+            lines += [f"![{title}]({name})", ""]
+    report = run_dir / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def _plot(path: Path, title: str, records: list[dict], keys: list[str]) -> bool:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    drawn = False
+    for key in keys:
+        steps, values = _series(records, key)
+        if steps:
+            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, markersize=3, label=key)
+            drawn = True
+    if drawn:
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return drawn

@@ -1,0 +1,58 @@
+"""Held-out splits: no leakage of gold SQL, whole databases, determinism."""
+
+from __future__ import annotations
+
+import pytest
+
+from rl_sql.data import SqlExample, load_embedded_spider, normalize_sql, split_by_database, split_examples
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    return load_embedded_spider()
+
+
+def test_no_heldout_gold_sql_in_training(embedded):
+    train, heldout = split_examples(embedded, 0.2, seed=3)
+    assert len(train) + len(heldout) == len(embedded)
+    assert not {normalize_sql(ex.answer) for ex in train} & {normalize_sql(ex.answer) for ex in heldout}
+    assert 0.17 <= len(heldout) / len(embedded) <= 0.23
+
+
+def test_paraphrases_with_same_sql_stay_together():
+    examples = [
+        SqlExample(id=f"e{i}", question=q, context="CREATE TABLE t (a INT)", answer=sql)
+        for i, (q, sql) in enumerate([
+            ("count t", "SELECT count(*) FROM t"),
+            ("how many rows in t", 'select  COUNT(*)  from t ;'),
+            ("a values", "SELECT a FROM t"),
+            ("list a", "SELECT a FROM t"),
+        ])
+    ]
+    for seed in range(10):
+        train, heldout = split_examples(examples, 0.5, seed=seed)
+        assert sorted(len({normalize_sql(e.answer) for e in side}) for side in (train, heldout)) == [1, 1]
+
+
+def test_split_is_deterministic_and_seed_dependent(embedded):
+    a = split_examples(embedded, 0.1, seed=0)[1]
+    b = split_examples(embedded, 0.1, seed=0)[1]
+    c = split_examples(embedded, 0.1, seed=1)[1]
+    assert [e.id for e in a] == [e.id for e in b]
+    assert {e.id for e in a} != {e.id for e in c}
+
+
+def test_split_by_database_holds_out_whole_databases(embedded):
+    train, heldout = split_by_database(embedded, 0.2, seed=0)
+    assert heldout and not {e.db_id for e in train} & {e.db_id for e in heldout}
+
+
+def test_split_by_database_needs_db_ids():
+    ex = SqlExample(id="x", question="q", context="CREATE TABLE t (a INT)", answer="SELECT a FROM t")
+    with pytest.raises(ValueError, match="no db_id"):
+        split_by_database([ex], 0.5)
+
+
+def test_zero_fraction_keeps_everything_in_training(embedded):
+    train, heldout = split_examples(embedded, 0.0)
+    assert len(train) == len(embedded) and heldout == []

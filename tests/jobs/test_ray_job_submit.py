@@ -1,0 +1,67 @@
+"""`ray job submit` of jobs/tiny_grpo.py to a Ray head this test starts (and stops, by its PID)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tiny_run import tiny_overrides
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    gcs, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
+         "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
+         f"--temp-dir={tmp_path / 'ray'}", "--disable-usage-stats"],
+        stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{dash}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        ok = subprocess.run([str(BIN / "ray"), "job", "list", "--address", url], capture_output=True).returncode == 0
+        if ok:
+            break
+        assert head.poll() is None, (tmp_path / "head.log").read_text()
+        time.sleep(2)
+    else:
+        pytest.fail("the Ray head's dashboard did not answer within 90 s")
+    yield url
+    # Stop only this head: SIGTERM to its --block process (it stops its own children), then its group.
+    head.send_signal(signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(head.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_ray_job_submit_runs_the_tiny_job(ray_head, tmp_path):
+    out = tmp_path / "run"
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--working-dir", str(ROOT), "--",
+           sys.executable, "jobs/tiny_grpo.py", "--max-steps", "1", "--out", str(out), *tiny_overrides(tmp_path),
+           "train.parity_every=0", "train.save_merged=false"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    assert "SUCCEEDED" in proc.stdout + proc.stderr
+    assert (out / "final" / "adapter" / "adapter_config.json").is_file()
+    assert (out / "report.md").is_file()
