@@ -203,6 +203,9 @@ class ClusterConfig(_Section):
     """None = use GPUs when the cluster has them."""
     cpus_per_rollout_worker: float = Field(1.0, gt=0.0)
     cpus_per_learner_worker: float = Field(1.0, gt=0.0)
+    actor_name_prefix: str = ""
+    """Prepended to the actors' names (rollout-0, learner-0, reward-0, ...): runs that share a Ray
+    namespace (concurrent Tune trials) name their actors apart."""
 
 
 class LoggingConfig(_Section):
@@ -238,7 +241,7 @@ class Config(_Section):
                 raise ConfigError(f"{path}: a recipe must be a mapping of sections, got {type(loaded).__name__}")
             data = loaded
         for item in overrides or []:
-            _apply_override(data, item)
+            apply_override(data, item)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -252,7 +255,7 @@ class ConfigError(ValueError):
     """A recipe or override that does not describe a valid Config."""
 
 
-def _apply_override(data: dict[str, Any], item: str) -> None:
+def apply_override(data: dict[str, Any], item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key.sub=value")
     key, raw = item.split("=", 1)

@@ -62,6 +62,7 @@ class GRPOTrainer:
             num_cpus=self.placement.reward_cpus,
             timeout_s=config.cluster.reward_batch_timeout_s,
             strategy=self.placement.reward_strategy,
+            name_prefix=config.cluster.actor_name_prefix,
         )
         self.step = 0
         if resume:

@@ -449,7 +449,7 @@ class LearnerGroup:
         remote_cls = ray.remote(LearnerWorker)
         for rank in range(n):
             opts: dict = {
-                "name": f"learner-{rank}",
+                "name": f"{config.cluster.actor_name_prefix}learner-{rank}",
                 "num_cpus": config.cluster.cpus_per_learner_worker,
                 "num_gpus": 1 if use_gpu else 0,
                 "runtime_env": {"env_vars": env},

@@ -66,12 +66,13 @@ class RewardPool:
         num_cpus: float,
         timeout_s: float,
         strategy: Callable[[int], Any] = lambda index: None,
+        name_prefix: str = "",
     ):
         """``strategy(i)``: the scheduling strategy of actor i (a placement-group bundle, or None)."""
         remote_cls = ray.remote(SqlRewardActor)
         self.actors = [
             remote_cls.options(
-                name=f"reward-{i}",
+                name=f"{name_prefix}reward-{i}",
                 num_cpus=num_cpus,
                 max_restarts=-1,
                 max_task_retries=-1,

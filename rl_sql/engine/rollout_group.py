@@ -19,7 +19,7 @@ class RolloutGroup:
         gpus = float(config.rollout.tensor_parallel_size) if placement.use_gpu else 0.0
         self.workers = [
             remote_cls.options(
-                name=f"rollout-{i}",
+                name=f"{config.cluster.actor_name_prefix}rollout-{i}",
                 num_cpus=config.cluster.cpus_per_rollout_worker,
                 num_gpus=gpus,
                 scheduling_strategy=placement.rollout_strategy(i),

@@ -106,6 +106,42 @@ def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
     return out
 
 
+def continue_sft(config: Config, policy: str | Path, out_dir: str | Path, *, seconds: float,
+                 lr_scale: float = 0.1) -> Path:
+    """The control for "does GRPO help?": keep training ``policy`` by SFT on the same training split
+    for ``seconds`` of wall-clock time, and save the result to ``out_dir``.
+
+    A fresh AdamW, peak learning rate ``lr_scale * sft.learning_rate`` (the SFT run already decayed
+    its own; restarting at full rate would undo it), warmup then cosine over the time budget. The
+    model is trained in full, as the SFT run was (the tiny recipe trains from scratch, not LoRA).
+    """
+    from transformers import AutoModelForCausalLM
+
+    from rl_sql.models.loading import load_tokenizer
+    from rl_sql.models.tiny import save_policy
+
+    if seconds <= 0:
+        raise ValueError(f"continue_sft needs a positive time budget, got seconds={seconds}")
+    train, _ = split_examples(load_examples(config.data), config.data.heldout_fraction, config.data.seed)
+    torch.manual_seed(config.train.seed + 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = load_tokenizer(str(policy), trust_remote_code=config.model.trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(str(policy), dtype=torch.float32,
+                                                 trust_remote_code=config.model.trust_remote_code).to(device)
+    budget = config.sft.model_copy(update={"epochs": 1e6, "max_minutes": seconds / 60.0,
+                                           "learning_rate": config.sft.learning_rate * lr_scale})
+    metrics = train_sequences(config.model_copy(update={"sft": budget}), model, tokenize(config, tokenizer, train),
+                              pad_id=tokenizer.pad_token_id, device=device)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_policy(model.to("cpu", _DTYPES[config.model.dtype]), tokenizer, out)
+    (out / METRICS).write_text(json.dumps({**metrics, "continued_from": str(policy), "lr_scale": lr_scale}, indent=2))
+    log.info("SFT continued for %.0f s: wrote %s (loss %.3f -> %.3f)", seconds, out,
+             metrics["loss_first"], metrics["loss_last"])
+    return out
+
+
 def _initial_model(config: Config, train: list[SqlExample], device: torch.device):
     """(model, tokenizer, merge_after_training)."""
     style = config.data.prompt_style

@@ -14,7 +14,8 @@ REWARD_TYPES = ("combined", "syntax", "execution", "semantic")
 
 def create_sql_reward(reward_cfg: RewardConfig, reward_type: str = "combined") -> BaseReward:
     """``combined``: syntax, execution and semantic weighted by ``reward_cfg.*_weight``
-    (defaults 0.2 / 0.6 / 0.2); or one of them alone."""
+    (defaults 0.2 / 0.6 / 0.2), with execution still computed (weight 0, for the execution-accuracy
+    metrics) when its weight is zero; or one of them alone."""
     if reward_type == "syntax":
         return SyntaxReward()
     if reward_type == "execution":
@@ -22,11 +23,13 @@ def create_sql_reward(reward_cfg: RewardConfig, reward_type: str = "combined") -
     if reward_type == "semantic":
         return SemanticReward()
     if reward_type == "combined":
+        execution = ExecutionReward(reward_cfg)
         return CombinedReward(
             [
                 (SyntaxReward(), reward_cfg.syntax_weight),
-                (ExecutionReward(reward_cfg), reward_cfg.execution_weight),
+                (execution, reward_cfg.execution_weight),
                 (SemanticReward(), reward_cfg.semantic_weight),
-            ]
+            ],
+            monitor=[execution],
         )
     raise ValueError(f"unknown reward_type {reward_type!r}: valid types are {', '.join(REWARD_TYPES)}")

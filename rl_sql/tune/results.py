@@ -15,7 +15,7 @@ from typing import Literal
 
 import yaml
 
-from rl_sql.config import Config, _apply_override
+from rl_sql.config import Config, apply_override
 from rl_sql.tune.space import TrialSpec
 
 Status = Literal["COMPLETED", "EARLY_STOPPED", "INTERRUPTED", "ERROR", "NOT_RUN"]
@@ -162,7 +162,7 @@ def best_recipe(recipe: dict, base_overrides: list[str], spec: TrialSpec) -> dic
     data = yaml.safe_load(yaml.safe_dump(recipe))  # a deep copy of plain data
     tuned = TrialSpec(spec.index, *spec.weights, learning_rate=spec.learning_rate, beta=spec.beta)
     for item in [*base_overrides, *tuned.overrides()]:
-        _apply_override(data, item)
+        apply_override(data, item)
     return data
 
 

@@ -52,10 +52,6 @@ log = logging.getLogger(__name__)
 METRIC = "eval/exec_accuracy"
 EXPERIMENT = "tune"
 STATE_FILE = "sweep.json"
-MAX_CONCURRENT_ENGINE_RUNS = 1
-"""The engine names its actors rollout-0 / learner-0 / reward-0 in the job's Ray namespace, so two
-GRPO runs of one job would collide on those names: trials run one at a time until runs name their
-actors apart; then the cluster's resources alone decide (``max_concurrent_trials``)."""
 
 
 @dataclass
@@ -120,6 +116,7 @@ class TrialSetup:
             f"train.eval_every={self.eval_every}",
             f"train.checkpoint_every={self.eval_every}",
             "logging.progress_bar=false",
+            f"cluster.actor_name_prefix=trial{spec.index}-",
         ]
         return Config.load(recipe, [*fixed, *spec.overrides()])
 
@@ -257,9 +254,9 @@ def run_sweep(
     policy = policy_for(config)  # once, in the driver: trials never retrain SFT
     bundles = trial_bundles(config)
     fit = max_concurrent_trials(ray.cluster_resources(), bundles)
-    concurrency = min(fit, MAX_CONCURRENT_ENGINE_RUNS)
-    log.info("sweep: %d trials of %d steps, %s per trial; the cluster fits %d at once, running %d",
-             len(specs), options.max_steps, bundles, fit, concurrency)
+    concurrency = fit  # trials name their actors apart (cluster.actor_name_prefix)
+    log.info("sweep: %d trials of %d steps, %s per trial; the cluster fits %d at once",
+             len(specs), options.max_steps, bundles, fit)
     _save_state(out, config_path, overrides, options, specs, policy)
 
     setup = TrialSetup(

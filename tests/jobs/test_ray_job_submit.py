@@ -1,10 +1,13 @@
 """`ray job submit` of jobs/tiny_grpo.py to a Ray head this test starts (and stops, by its PID)."""
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +28,14 @@ def _free_port() -> int:
 @pytest.fixture
 def ray_head(tmp_path):
     gcs, dash = _free_port(), _free_port()
+    # Ray's socket paths live under --temp-dir and must stay under 107 bytes (AF_UNIX): pytest's tmp_path
+    # can be too deep, so the head gets a short folder of its own under /tmp.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rq", dir="/tmp"))
     env = {**os.environ, "RAY_ADDRESS": ""}
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         f"--temp-dir={tmp_path / 'ray'}", "--disable-usage-stats"],
+         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
         stdout=open(tmp_path / "head.log", "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     url = f"http://127.0.0.1:{dash}"
@@ -53,6 +59,7 @@ def ray_head(tmp_path):
         os.killpg(head.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_ray_job_submit_runs_the_tiny_job(ray_head, tmp_path):
@@ -62,6 +69,7 @@ def test_ray_job_submit_runs_the_tiny_job(ray_head, tmp_path):
            "train.parity_every=0", "train.save_merged=false"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    assert "SUCCEEDED" in proc.stdout + proc.stderr
+    printed = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)  # Ray colours its console output
+    assert re.search(r"Job '\S+' succeeded", printed), printed[-4000:]
     assert (out / "final" / "adapter" / "adapter_config.json").is_file()
     assert (out / "report.md").is_file()

@@ -118,3 +118,20 @@ def test_an_empty_train_split_is_a_clear_error(tmp_path):
 
     with pytest.raises(ValueError, match="train split is empty"):
         train_sequences(scratch_config(tmp_path), torch.nn.Linear(1, 1), [], pad_id=0, device=torch.device("cpu"))
+
+
+def test_continued_sft_trains_the_policy_for_its_time_budget(tmp_path):
+    """The "same extra wall-clock time" control of jobs/tiny_sft_then_grpo.py."""
+    from rl_sql.models.sft import continue_sft
+
+    config = scratch_config(tmp_path, "sft.epochs=1")
+    start = run_sft(config)
+    out = continue_sft(config, start, tmp_path / "continued", seconds=3.0)
+    metrics = json.loads((out / METRICS).read_text())
+    assert 2.5 < metrics["seconds"] < 30 and metrics["steps"] >= 1 and metrics["continued_from"] == str(start)
+    before, after = AutoModelForCausalLM.from_pretrained(start), AutoModelForCausalLM.from_pretrained(out)
+    assert any(not torch.equal(p, q) for p, q in zip(before.parameters(), after.parameters()))
+    assert after.dtype == torch.bfloat16
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(start).get_vocab()
+    with pytest.raises(ValueError, match="positive time budget"):
+        continue_sft(config, start, tmp_path / "never", seconds=0)

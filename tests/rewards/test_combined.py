@@ -42,9 +42,21 @@ def test_weights_are_applied(reward_cfg):
 
 
 def test_zero_weight_component_is_not_computed(reward_cfg):
+    combined = create_sql_reward(reward_cfg.model_copy(update={"semantic_weight": 0.0}), "combined")
+    result = combined.compute("p", "SELECT Name FROM people", "SELECT Name FROM people", db_paths=(GYMNAST_DB,))
+    assert set(result.details) == {"syntax", "execution"}
+
+
+def test_zero_weight_execution_is_still_measured_but_not_scored(reward_cfg):
+    """A sweep may give execution no weight; its accuracy must still be measured."""
     combined = create_sql_reward(reward_cfg.model_copy(update={"execution_weight": 0.0}), "combined")
-    result = combined.compute("p", "SELECT 1", "SELECT 1")  # no database needed without execution
-    assert set(result.details) == {"syntax", "semantic"}
+    wrong = combined.compute("p", "SELECT Name FROM people WHERE Age < 23", "SELECT Name FROM people WHERE Age > 23",
+                             db_paths=(GYMNAST_DB,))
+    assert wrong.details["execution"]["weight"] == 0.0 and wrong.details["execution"]["score"] < 1.0
+    assert wrong.score == pytest.approx(sum(v["weight"] * v["score"] for v in wrong.details.values()))
+    right = combined.compute("p", "SELECT Name FROM people", "SELECT Name FROM people", db_paths=(GYMNAST_DB,))
+    assert right.details["execution"]["score"] == 1.0
+    assert combined.weights == {"syntax": reward_cfg.syntax_weight, "semantic": reward_cfg.semantic_weight}
 
 
 def test_gold_beats_wrong_beats_error_beats_garbage(reward_cfg):
