@@ -3,6 +3,8 @@
 #   bash cluster/single_box.sh                      # 8B recipe
 #   bash cluster/single_box.sh jobs/tiny_grpo.py    # the CPU default
 # Stop it afterwards with `ray stop` (this stops every Ray process of this user on the box).
+# Ray >= 2.59 turns token authentication on for local clusters: the head and `ray job submit` on this
+# box share ~/.ray/auth_token; elsewhere set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to that token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOB=${1:-jobs/llama8b_grpo.py}
