@@ -5,9 +5,13 @@
 3. SFT then GRPO.
 
 Held-out = unseen questions over the training databases, split so that no held-out gold
-query (normalized) appears in training. Paired bootstrap CIs on the differences.
+query (normalized) appears in training. Paired bootstrap CIs on the differences. When full
+Spider is present (``data.spider_dir``), the three policies are also scored on unseen
+databases (Spider train databases outside the embedded subset, ``--other-dbs`` examples
+sampled) and on Spider dev (``--dev`` examples; 0 = all).
 
-    python jobs/tiny_sft_then_grpo.py [--config jobs/tiny_grpo.yaml] [--steps N] [--out DIR] [key=value ...]
+    python jobs/tiny_sft_then_grpo.py [--config jobs/tiny_grpo.yaml] [--steps N] [--out DIR]
+        [--other-dbs 300] [--dev 0] [key=value ...]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import sys
 import time
 from pathlib import Path
@@ -38,6 +43,8 @@ def main() -> None:
     p.add_argument("--config", default=str(Path(__file__).with_name("tiny_grpo.yaml")))
     p.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the recipe's train.max_steps)")
     p.add_argument("--out", default="runs/sft_then_grpo")
+    p.add_argument("--other-dbs", type=int, default=300, help="examples on unseen Spider train databases (0: none)")
+    p.add_argument("--dev", type=int, default=0, help="Spider dev examples (0: all; -1: none)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,29 +73,55 @@ def main() -> None:
     # the control: SFT for the same extra wall-clock time
     control_policy = str(continue_sft(config, sft_policy, out / "sft_continued", seconds=grpo_seconds))
 
+    policies = {
+        "SFT start": (sft_policy, None),
+        f"SFT continued (+{grpo_seconds:.0f} s)": (control_policy, None),
+        f"SFT then GRPO ({trainer.step} steps, {grpo_seconds:.0f} s)": (sft_policy, final["adapter"]),
+    }
+    sets = {"held-out questions, training databases": heldout, **other_sets(config, args)}
     verdicts = {
-        "SFT start": greedy_verdicts(config, sft_policy, heldout),
-        f"SFT continued (+{grpo_seconds:.0f} s)": greedy_verdicts(config, control_policy, heldout),
-        f"SFT then GRPO ({trainer.step} steps, {grpo_seconds:.0f} s)": greedy_verdicts(config, sft_policy, heldout, adapter_dir=final["adapter"]),
+        set_name: {name: greedy_verdicts(config, path, examples, adapter_dir=adapter) for name, (path, adapter) in policies.items()}
+        for set_name, examples in sets.items()
     }
     ray.shutdown()
-    write_table(out, verdicts, len(heldout))
+    write_table(out, verdicts)
 
 
-def write_table(out: Path, verdicts: dict[str, list[dict]], n: int) -> None:
-    names = list(verdicts)
-    correct = {k: [r["correct"] for r in v] for k, v in verdicts.items()}
-    lines = [f"Held-out: {n} unseen questions over the training databases (no held-out gold SQL in training).", "",
-             "| policy | execution accuracy | 95% CI |", "|---|---|---|"]
-    for name in names:
-        acc, lo, hi = bootstrap_ci(correct[name])
-        lines.append(f"| {name} | {acc:.3f} | [{lo:.3f}, {hi:.3f}] |")
-    grpo, start, control = names[2], names[0], names[1]
-    lines += ["", "| difference | value | 95% CI (paired bootstrap) |", "|---|---|---|"]
-    for other in (start, control):
-        d, lo, hi = paired_difference_ci(correct[grpo], correct[other])
-        lines.append(f"| GRPO - {other} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |")
-    table = "\n".join(lines)
+def other_sets(config: Config, args) -> dict[str, list]:
+    """Unseen databases and Spider dev, from full Spider when it is present (skipped, with a log line, when not)."""
+    from rl_sql.data.make_embedded_subset import SUBSET_DB_IDS
+    from rl_sql.data.spider import SpiderNotFound, load_spider_dev, load_spider_split, resolve_spider_dir
+
+    try:
+        spider_dir = resolve_spider_dir(config.data.spider_dir)
+    except SpiderNotFound as e:
+        log.warning("no unseen-database or Spider dev rows: %s", e)
+        return {}
+    sets = {}
+    if args.other_dbs > 0:
+        unseen = [e for e in load_spider_split(spider_dir, "train") if e.db_id not in SUBSET_DB_IDS]
+        sets["unseen databases (Spider train)"] = random.Random(config.data.seed).sample(unseen, min(args.other_dbs, len(unseen)))
+    if args.dev >= 0:
+        dev = load_spider_dev(spider_dir)
+        sets["Spider dev"] = dev[: args.dev] if args.dev else dev
+    return sets
+
+
+def write_table(out: Path, verdicts: dict[str, dict[str, list[dict]]]) -> None:
+    """comparison.md: accuracy with a 95% bootstrap CI per set and policy, then paired differences
+    (GRPO minus each control) per set."""
+    lines = ["| evaluation set | n | policy | execution accuracy | 95% CI |", "|---|---|---|---|---|"]
+    diffs = ["| evaluation set | difference | value | 95% CI (paired bootstrap) |", "|---|---|---|---|"]
+    for set_name, by_policy in verdicts.items():
+        correct = {k: [r["correct"] for r in v] for k, v in by_policy.items()}
+        for name, flags in correct.items():
+            acc, lo, hi = bootstrap_ci(flags)
+            lines.append(f"| {set_name} | {len(flags)} | {name} | {acc:.3f} | [{lo:.3f}, {hi:.3f}] |")
+        start, control, grpo = list(correct)
+        for other in (start, control):
+            d, lo, hi = paired_difference_ci(correct[grpo], correct[other])
+            diffs.append(f"| {set_name} | GRPO - {other} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |")
+    table = "\n".join(lines + [""] + diffs)
     (out / "comparison.md").write_text(table + "\n")
     (out / "verdicts.json").write_text(json.dumps(verdicts, indent=1))
     print(table)

@@ -15,12 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, also under `ray job submit --working-dir .`
 
-from rl_sql.cli import cmd_tune  # noqa: E402
+from rl_sql.cli import cmd_tune, run_command  # noqa: E402
 
 RECIPE = Path(__file__).with_name("tiny_grpo.yaml")
 
 if __name__ == "__main__":
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    raise SystemExit(cmd_tune(sys.argv[1:], prog="jobs/tune_reward_weights.py", default_config=str(RECIPE)))
+    raise SystemExit(run_command(cmd_tune, sys.argv[1:], prog="jobs/tune_reward_weights.py", default_config=str(RECIPE)))

@@ -76,17 +76,23 @@ def cmd_eval(argv: list[str]) -> int:
 COMMANDS = {"train": cmd_train, "sft": cmd_sft, "tune": cmd_tune, "eval": cmd_eval}
 
 
+def run_command(command, argv: list[str], **kwargs) -> int:
+    """Run one command with console logging; a bad recipe or override is a one-line error (exit 2).
+    The job entry points in jobs/ call this too."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return command(argv, **kwargs)
+    except ConfigError as exc:
+        print(f"{kwargs.get('prog', 'rl-sql')}: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] not in COMMANDS:
         print(f"usage: rl-sql {{{','.join(COMMANDS)}}} ...  (rl-sql COMMAND --help for its options)", file=sys.stderr)
         return 2
-    try:
-        return COMMANDS[argv[0]](argv[1:])
-    except ConfigError as exc:
-        print(f"rl-sql: {exc}", file=sys.stderr)
-        return 2
+    return run_command(COMMANDS[argv[0]], argv[1:])
 
 
 if __name__ == "__main__":
