@@ -55,6 +55,18 @@ def overrides(args, policy: str, tmp: Path) -> list[str]:
     ]
 
 
+def same_prompts(config: Config, steps: int) -> list:
+    """The prompts rl_sql's driver samples in its first ``steps`` steps, in order: TRL gets exactly
+    these (prompt lengths vary several-fold across the Spider databases, so the two systems must
+    see the same ones)."""
+    from rl_sql.data import split_examples
+    from rl_sql.engine.sampler import PromptSampler
+
+    train, _ = split_examples(load_examples(config.data), config.data.heldout_fraction, config.data.seed)
+    sampler = PromptSampler(train, seed=config.train.seed)
+    return [e for _ in range(steps) for e in sampler.next_batch(config.train.prompts_per_step)]
+
+
 def run_rl_sql(config: Config, policy: str, steps: int) -> dict:
     import ray
 
@@ -88,7 +100,7 @@ def run_trl(config: Config, policy: str, steps: int, args) -> dict:
     from rl_sql.rewards import create_sql_reward
 
     torch.set_num_threads(2)
-    examples = load_examples(config.data)[: args.prompts * (steps + 1)]
+    examples = same_prompts(config, steps + 1)
     data = Dataset.from_list(
         [{"prompt": format_prompt(e, "plain"), "answer": e.answer, "context": e.context, "db_paths": list(e.db_paths)} for e in examples]
     )
@@ -112,6 +124,7 @@ def run_trl(config: Config, policy: str, steps: int, args) -> dict:
         per_device_train_batch_size=n, gradient_accumulation_steps=1, generation_batch_size=n,
         max_steps=steps + 1, learning_rate=config.learner.learning_rate, beta=config.grpo.beta,
         logging_steps=1, report_to=[], save_strategy="no", disable_tqdm=True, use_vllm=False,
+        shuffle_dataset=False,  # the very prompts rl_sql trained on, in its order (see same_prompts)
     )
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(policy)
