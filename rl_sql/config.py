@@ -157,6 +157,9 @@ class LearnerConfig(_Section):
     warmup_steps: int = Field(0, ge=0)
     updates_per_step: int = Field(1, ge=1)
     """Optimizer passes over each step's rollouts (>1 makes the clipped ratio matter)."""
+    share_prompts: bool = True
+    """Run each distinct prompt of a micro-batch once and its G completions on its KV cache (the
+    same log-probs for ~G times fewer prompt tokens); off with gradient checkpointing."""
     torch_threads: int | None = Field(None, ge=1)
 
 

@@ -221,9 +221,15 @@ class LearnerWorker:
     def _completion_logprobs(self, model, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T) log-probs of each completion token under ``model`` and the (B, T) mask of real tokens.
 
-        Sequences are right-padded; only the logits from the shortest prompt's last token on
-        are computed (``logits_to_keep``), not the prompts'.
+        When prompts repeat (a GRPO group is G completions of one prompt) each distinct prompt
+        runs once and its completions continue from its KV cache (``learner.share_prompts``;
+        not with gradient checkpointing, which drops the cache). Otherwise sequences are
+        right-padded; only the logits from the shortest prompt's last token on are computed
+        (``logits_to_keep``), not the prompts'.
         """
+        share = self.config.learner.share_prompts and not getattr(self.model, "is_gradient_checkpointing", False)
+        if share and len({tuple(p) for p in prompt_ids}) < len(prompt_ids):
+            return shared_prompt_logprobs(model, prompt_ids, completion_ids, self.device)
         B = len(prompt_ids)
         lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
         L, T = max(lengths), max(len(c) for c in completion_ids)
@@ -543,6 +549,47 @@ class _Warmup:
 
     def __call__(self, step: int) -> float:
         return min(1.0, (step + 1) / self.steps) if self.steps else 1.0
+
+
+def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_completion_logprobs`` computing each distinct prompt once.
+
+    Pass 1: the U distinct prompts, left-padded, with position ids that skip the padding; it
+    returns their KV cache and the logits of their last token (which predict each completion's
+    first token). The cache is expanded to the B sequences (an index_select, so gradients flow
+    back into the prompts' activations). Pass 2: the right-padded completions on top of it.
+    Same log-probs as one padded pass of prompt + completion, for ~G times fewer prompt tokens.
+    """
+    distinct: dict[tuple[int, ...], int] = {}
+    owner_B = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], dtype=torch.long)
+    prompts = list(distinct)
+    U, B = len(prompts), len(prompt_ids)
+    P, T = max(len(p) for p in prompts), max(len(c) for c in completion_ids)
+    prompt_UP = torch.zeros((U, P), dtype=torch.long)
+    prompt_mask_UP = torch.zeros((U, P), dtype=torch.long)
+    for u, p in enumerate(prompts):
+        prompt_UP[u, P - len(p):] = torch.tensor(p, dtype=torch.long)
+        prompt_mask_UP[u, P - len(p):] = 1
+    positions_UP = (prompt_mask_UP.cumsum(1) - 1).clamp(min=0)
+    completion_BT = torch.zeros((B, T), dtype=torch.long)
+    mask_BT = torch.zeros((B, T), dtype=torch.long)
+    for i, c in enumerate(completion_ids):
+        completion_BT[i, : len(c)] = torch.tensor(c, dtype=torch.long)
+        mask_BT[i, : len(c)] = 1
+    prompt_len_B1 = prompt_mask_UP.sum(1)[owner_B].unsqueeze(1)
+    first = model(input_ids=prompt_UP.to(device), attention_mask=prompt_mask_UP.to(device),
+                  position_ids=positions_UP.to(device), use_cache=True, logits_to_keep=1)
+    cache = first.past_key_values
+    cache.reorder_cache(owner_B.to(device))  # (U, ...) -> (B, ...): sequence i reads its prompt's keys and values
+    rest = model(input_ids=completion_BT.to(device),
+                 attention_mask=torch.cat([prompt_mask_UP[owner_B], mask_BT], dim=1).to(device),
+                 position_ids=(prompt_len_B1 + torch.arange(T).unsqueeze(0)).to(device),
+                 past_key_values=cache, use_cache=True)
+    logits_BTV = torch.cat([first.logits[owner_B.to(device)], rest.logits[:, :-1]], dim=1).float()
+    picked_BT = logits_BTV.gather(-1, completion_BT.to(device).unsqueeze(-1)).squeeze(-1)
+    mask_BT = mask_BT.to(device=device, dtype=torch.float32)
+    return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
 
 
 def _check_batch(batch: TrainBatch) -> None:
