@@ -9,12 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, also under `ray job submit --working-dir .`
 
-from rl_sql.cli import cmd_train, run_command  # noqa: E402
+from rl_sql.cli import train_job  # noqa: E402
 
 RECIPE = Path(__file__).with_suffix(".yaml")
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    if "--config" not in argv:
-        argv = ["--config", str(RECIPE), *argv]
-    raise SystemExit(run_command(cmd_train, argv, prog="jobs/llama8b_grpo.py"))
+    raise SystemExit(train_job(str(RECIPE), prog="jobs/llama8b_grpo.py"))

@@ -87,6 +87,14 @@ def run_command(command, argv: list[str], **kwargs) -> int:
         return 2
 
 
+def train_job(recipe: str, prog: str, argv: list[str] | None = None) -> int:
+    """A job entry point (jobs/*.py): `rl-sql train` with the job's own recipe unless --config is given."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--config" not in argv:
+        argv = ["--config", recipe, *argv]
+    return run_command(cmd_train, argv, prog=prog)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:

@@ -21,7 +21,8 @@ def test_folder_without_config_is_refused_with_a_reason(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["runs/tiny/sft", "/nonexistent/model", "./model", "runs/sft"])
-def test_missing_local_paths_are_not_mistaken_for_hub_ids(name):
+def test_missing_local_paths_are_not_mistaken_for_hub_ids(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative names resolve here, not in a checkout where `make train` wrote runs/
     with pytest.raises(ModelNotFound, match="does not exist"):
         resolve_model_path(name)
 
