@@ -16,7 +16,6 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,13 +44,12 @@ def main() -> None:
 
     from peft import LoraConfig, get_peft_model
 
-    from rl_sql.models.tiny import build_scratch_model, save_policy, train_tokenizer
+    from rl_sql.models.tiny import build_scratch_model, train_tokenizer
 
     examples = load_examples(Config.load(ROOT / "jobs/tiny_grpo.yaml").data)
     tokenizer = train_tokenizer([format_prompt(e, "plain") + e.answer for e in examples], 4096)
     shape = ScratchModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64,
                                intermediate_size=args.hidden * 8 // 3 // 64 * 64, vocab_size=4096)
-    path = save_policy(build_scratch_model(shape, tokenizer, "float32"), tokenizer, tempfile.mkdtemp())
     model = get_peft_model(build_scratch_model(shape, tokenizer, "float32"),
                            LoraConfig(r=16, lora_alpha=32, target_modules=list(Config().lora.target_modules)))
     model.config.use_cache = False
@@ -61,7 +59,8 @@ def main() -> None:
     distinct = [encode_prompt(tokenizer, format_prompt(e, "plain")) for e in chosen]
     prompts = [q for q in distinct for _ in range(args.generations)]
     completions = [[rng.randrange(4, len(tokenizer)) for _ in range(args.completion)] for _ in prompts]
-    worker = LearnerWorker(Config.load(None, ["learner.share_prompts=false"]), str(path))
+    # only the padded pass of _completion_logprobs is used: no setup(), no model folder
+    worker = LearnerWorker(Config.load(None, ["learner.share_prompts=false"]), model_path="unused")
     worker.device, worker.model = torch.device("cpu"), model
 
     def padded():

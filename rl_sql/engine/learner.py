@@ -563,6 +563,7 @@ def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     """
     distinct: dict[tuple[int, ...], int] = {}
     owner_B = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompt_ids], dtype=torch.long)
+    owner_dev_B = owner_B.to(device)
     prompts = list(distinct)
     U, B = len(prompts), len(prompt_ids)
     P, T = max(len(p) for p in prompts), max(len(c) for c in completion_ids)
@@ -581,13 +582,14 @@ def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
     first = model(input_ids=prompt_UP.to(device), attention_mask=prompt_mask_UP.to(device),
                   position_ids=positions_UP.to(device), use_cache=True, logits_to_keep=1)
     cache = first.past_key_values
-    cache.reorder_cache(owner_B.to(device))  # (U, ...) -> (B, ...): sequence i reads its prompt's keys and values
-    rest = model(input_ids=completion_BT.to(device),
+    cache.reorder_cache(owner_dev_B)  # (U, ...) -> (B, ...): sequence i reads its prompt's keys and values
+    completion_BT = completion_BT.to(device)
+    rest = model(input_ids=completion_BT,
                  attention_mask=torch.cat([prompt_mask_UP[owner_B], mask_BT], dim=1).to(device),
                  position_ids=(prompt_len_B1 + torch.arange(T).unsqueeze(0)).to(device),
                  past_key_values=cache, use_cache=True)
-    logits_BTV = torch.cat([first.logits[owner_B.to(device)], rest.logits[:, :-1]], dim=1).float()
-    picked_BT = logits_BTV.gather(-1, completion_BT.to(device).unsqueeze(-1)).squeeze(-1)
+    logits_BTV = torch.cat([first.logits[owner_dev_B], rest.logits[:, :-1]], dim=1).float()
+    picked_BT = logits_BTV.gather(-1, completion_BT.unsqueeze(-1)).squeeze(-1)
     mask_BT = mask_BT.to(device=device, dtype=torch.float32)
     return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
 

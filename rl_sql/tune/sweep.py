@@ -253,10 +253,10 @@ def run_sweep(
 
     policy = policy_for(config)  # once, in the driver: trials never retrain SFT
     bundles = trial_bundles(config)
-    fit = max_concurrent_trials(ray.cluster_resources(), bundles)
-    concurrency = fit  # trials name their actors apart (cluster.actor_name_prefix)
+    # trials name their actors apart (cluster.actor_name_prefix): the cluster's resources alone decide
+    concurrency = max_concurrent_trials(ray.cluster_resources(), bundles)
     log.info("sweep: %d trials of %d steps, %s per trial; the cluster fits %d at once",
-             len(specs), options.max_steps, bundles, fit)
+             len(specs), options.max_steps, bundles, concurrency)
     _save_state(out, config_path, overrides, options, specs, policy)
 
     setup = TrialSetup(
