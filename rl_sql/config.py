@@ -81,6 +81,10 @@ class DataConfig(_Section):
     with the compact schema (tiny models trained from scratch). See rl_sql/data/prompts.py."""
     heldout_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction held out for evaluation (split so no held-out gold SQL appears in training)."""
+    rl_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    """Fraction of the training split kept from SFT and used only as GRPO prompts (whole gold-SQL
+    groups, like the held-out split). 0: SFT and GRPO both use the whole training split. RL on
+    questions the SFT policy has memorized teaches nothing (every sample is the memorized answer)."""
     max_examples: int | None = Field(None, ge=1)
     seed: int = 0
 
@@ -97,6 +101,10 @@ class RewardConfig(_Section):
     comparison: Literal["spider", "bird"] = "spider"
     """Result comparison: Spider's execution-accuracy rules (multisets, column permutations,
     order only with ORDER BY) or BIRD's (rows as a set)."""
+    error_score: float = Field(-0.8, ge=-1.0, le=0.0)
+    """Execution score of a completion with no SQL or whose SQL fails where the gold runs (a wrong
+    result scores 0). 0 pays a failing query and a wrong one alike, so that a weak policy is not
+    taught to trade right-looking queries for short ones that merely run (jobs/tiny_grpo.yaml)."""
     keep_distinct: bool = True
     """Training keeps DISTINCT significant (stricter than Spider evaluation, which removes it)."""
     num_synth_dbs: int = Field(3, ge=1)

@@ -13,7 +13,7 @@ from rl_sql.data.spider import (
     load_spider_split,
     resolve_spider_dir,
 )
-from rl_sql.data.split import split_by_database, split_examples
+from rl_sql.data.split import TrainingSplits, split_by_database, split_examples, training_splits
 
 __all__ = [
     "EMBEDDED_SPIDER_DIR",
@@ -21,6 +21,7 @@ __all__ = [
     "CreateContextError",
     "SpiderNotFound",
     "SqlExample",
+    "TrainingSplits",
     "chat_messages",
     "compact_schema",
     "deduplicate",
@@ -35,4 +36,5 @@ __all__ = [
     "resolve_spider_dir",
     "split_by_database",
     "split_examples",
+    "training_splits",
 ]

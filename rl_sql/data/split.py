@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from rl_sql.data.example import SqlExample
 from rl_sql.data.normalize import normalize_sql
@@ -74,3 +75,29 @@ def split_by_database(
             "use split_examples for sources without databases (create-context)"
         )
     return _split_groups(examples, [ex.db_id or "" for ex in examples], heldout_fraction, seed)
+
+
+class TrainingSplits(NamedTuple):
+    """What each stage sees: ``sft`` (supervised targets), ``rl`` (GRPO prompts), ``heldout`` (evaluation)."""
+
+    sft: list[SqlExample]
+    rl: list[SqlExample]
+    heldout: list[SqlExample]
+
+
+def training_splits(
+    examples: Sequence[SqlExample], heldout_fraction: float, rl_fraction: float = 0.0, seed: int = 0
+) -> TrainingSplits:
+    """Held-out split first (``split_examples``), then, when ``rl_fraction > 0``, the rest is split
+    again the same way (seed + 1) into SFT and RL parts, so no RL gold query is an SFT target.
+    With ``rl_fraction == 0`` SFT and RL share the whole training split."""
+    train, heldout = split_examples(examples, heldout_fraction, seed)
+    if rl_fraction <= 0.0:
+        return TrainingSplits(train, list(train), heldout)
+    sft, rl = split_examples(train, rl_fraction, seed + 1)
+    if not sft or not rl:
+        raise ValueError(
+            f"data.rl_fraction={rl_fraction} splits {len(train)} training examples into {len(sft)} for SFT "
+            f"and {len(rl)} for RL; both need some: pick a fraction strictly between 0 and 1 or add data"
+        )
+    return TrainingSplits(sft, rl, heldout)

@@ -15,7 +15,7 @@ import ray
 import torch
 
 from rl_sql.config import Config
-from rl_sql.data import format_prompt, load_examples, split_examples
+from rl_sql.data import format_prompt, load_examples, training_splits
 from rl_sql.data.example import SqlExample
 from rl_sql.engine import checkpoint
 from rl_sql.engine.grpo import group_advantages
@@ -39,8 +39,8 @@ class GRPOTrainer:
         (self.run_dir / "config.yaml").write_text(config.to_yaml())
         torch.manual_seed(config.train.seed)
 
-        examples = load_examples(config.data)
-        self.train_examples, self.heldout = split_examples(examples, config.data.heldout_fraction, config.data.seed)
+        d = config.data
+        _, self.train_examples, self.heldout = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
         self.heldout = self.heldout[: config.train.eval_examples]
         from rl_sql.engine.sampler import PromptSampler
 

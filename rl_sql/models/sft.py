@@ -5,8 +5,8 @@ a random Llama (``model.scratch``) is trained from scratch. ``"pretrained"``: a 
 (``lora.*``) is trained on ``model.name_or_path`` and merged, so the output is a plain model
 folder (the base is loaded unquantized: ``model.quantization`` applies to GRPO only).
 
-Training uses the TRAIN split only (``split_examples`` with ``data.heldout_fraction`` and
-``data.seed``; the held-out split stays unseen). Each sequence is prompt + target + eos, with
+Training uses the SFT part of the TRAIN split only (``training_splits``: the held-out split
+stays unseen, and with ``data.rl_fraction > 0`` so do the questions kept for GRPO). Each sequence is prompt + target + eos, with
 the loss on the target tokens only (target = the gold SQL; in the chat style the gold SQL in
 a ```sql block, as the system prompt asks). Sequences (at most ``sft.seq_len`` tokens) are
 batched by length into batches of about ``sft.batch_tokens`` tokens, padding included: length
@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from rl_sql.config import Config
-from rl_sql.data import SYSTEM_PROMPT, format_prompt, load_examples, split_examples
+from rl_sql.data import SYSTEM_PROMPT, format_prompt, load_examples, split_examples, training_splits
 from rl_sql.data.example import SqlExample
 from rl_sql.data.prompts import user_message
 from rl_sql.models.loading import encode_prompt
@@ -79,7 +79,8 @@ def fingerprint(config: Config, train: list[SqlExample]) -> str:
 def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
     """Train (or reuse) the SFT policy; returns its folder (config.json, model.safetensors, tokenizer)."""
     out = Path(out_dir or config.sft.output_dir)
-    train, heldout = split_examples(load_examples(config.data), config.data.heldout_fraction, config.data.seed)
+    d = config.data
+    train, _, heldout = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
     key = fingerprint(config, train)
     stamp = out / FINGERPRINT
     if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") == key and (out / "config.json").is_file():
@@ -108,8 +109,9 @@ def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
 
 def continue_sft(config: Config, policy: str | Path, out_dir: str | Path, *, seconds: float,
                  lr_scale: float = 0.1) -> Path:
-    """The control for "does GRPO help?": keep training ``policy`` by SFT on the same training split
-    for ``seconds`` of wall-clock time, and save the result to ``out_dir``.
+    """The control for "does GRPO help?": keep training ``policy`` by SFT on the whole training split
+    (the SFT part and, with ``data.rl_fraction > 0``, the GRPO questions with their gold SQL) for
+    ``seconds`` of wall-clock time, and save the result to ``out_dir``.
 
     A fresh AdamW, peak learning rate ``lr_scale * sft.learning_rate`` (the SFT run already decayed
     its own; restarting at full rate would undo it), warmup then cosine over the time budget. The

@@ -14,8 +14,8 @@ Score (``n`` = databases on which the gold ran without error, ``m`` = of those, 
 where the prediction's result matches the gold's):
 
 ===========================================================  ======================
-no SQL in the completion, or the SQL fails on a database     -0.8  (error kind in details)
-where the gold runs (any ErrorKind: parse, schema, timeout...)
+no SQL in the completion, or the SQL fails on a database     ``reward.error_score``, -0.8
+where the gold runs (any ErrorKind: parse, schema, timeout...) by default (error kind in details)
 runs everywhere, matches on every database (m == n)           1.0
 ... but the gold result is empty on every database and the   0.5   (empty results are no
 prediction is not the gold up to aliases/case/spacing         evidence: ``WHERE 0`` would match)
@@ -63,7 +63,7 @@ from rl_sql.sql.sandbox import SqlSandbox, execute_sql
 from rl_sql.sql.synth import synthesize_databases
 from rl_sql.sql.types import ErrorKind, ExecResult
 
-ERROR_SCORE = -0.8
+ERROR_SCORE = -0.8  # RewardConfig.error_score's default
 MATCH_SCORE = 1.0
 EMPTY_GOLD_MATCH_SCORE = 0.5
 PARTIAL_CREDIT = 0.5
@@ -226,7 +226,7 @@ class ExecutionReward(BaseReward):
             details["synth_error"] = f"{dbs.synth_error_kind}: {dbs.synth_error}"[:300]
         if sql is None:
             details["error"] = ErrorKind.NO_SQL.value
-            return RewardResult(ERROR_SCORE, details)
+            return RewardResult(self.cfg.error_score, details)
         if not dbs.paths:
             details["error"] = SYNTH_FAILED
             return RewardResult(NO_EVIDENCE_SCORE, details)
@@ -244,7 +244,7 @@ class ExecutionReward(BaseReward):
         if failed is not None:
             details["error"] = failed.error.value
             details["message"] = failed.message[:300]
-            return RewardResult(ERROR_SCORE, details)
+            return RewardResult(self.cfg.error_score, details)
         if not scorable:
             details["error"] = GOLD_FAILED
             details["message"] = gold_results[0].message[:300]

@@ -1,10 +1,17 @@
-"""Held-out splits: no leakage of gold SQL, whole databases, determinism."""
+"""Held-out and SFT/RL splits: no leakage of gold SQL, whole databases, determinism."""
 
 from __future__ import annotations
 
 import pytest
 
-from rl_sql.data import SqlExample, load_embedded_spider, normalize_sql, split_by_database, split_examples
+from rl_sql.data import (
+    SqlExample,
+    load_embedded_spider,
+    normalize_sql,
+    split_by_database,
+    split_examples,
+    training_splits,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +63,24 @@ def test_split_by_database_needs_db_ids():
 def test_zero_fraction_keeps_everything_in_training(embedded):
     train, heldout = split_examples(embedded, 0.0)
     assert len(train) == len(embedded) and heldout == []
+
+
+def test_rl_fraction_keeps_grpo_questions_out_of_sft(embedded):
+    sft, rl, heldout = training_splits(embedded, 0.1, rl_fraction=0.5, seed=0)
+    assert heldout == split_examples(embedded, 0.1, seed=0)[1]  # the held-out split does not move
+    assert len(sft) + len(rl) + len(heldout) == len(embedded)
+    assert 0.45 <= len(rl) / (len(sft) + len(rl)) <= 0.55
+    gold = [{normalize_sql(e.answer) for e in side} for side in (sft, rl, heldout)]
+    assert not gold[0] & gold[1] and not gold[0] & gold[2] and not gold[1] & gold[2]
+
+
+def test_zero_rl_fraction_shares_the_training_split(embedded):
+    sft, rl, heldout = training_splits(embedded, 0.1, rl_fraction=0.0, seed=0)
+    assert [e.id for e in sft] == [e.id for e in rl] == [e.id for e in split_examples(embedded, 0.1, seed=0)[0]]
+
+
+def test_rl_fraction_that_empties_a_side_is_a_clear_error():
+    examples = [SqlExample(id="x", question="q", context="CREATE TABLE t (a INT)", answer="SELECT a FROM t"),
+                SqlExample(id="y", question="r", context="CREATE TABLE t (a INT)", answer="SELECT a FROM t")]
+    with pytest.raises(ValueError, match="rl_fraction"):
+        training_splits(examples, 0.0, rl_fraction=0.5)

@@ -80,6 +80,17 @@ def test_errors_score_minus_0_8_with_their_kind(reward, completion, kind):
     assert result.details["error"] == kind
 
 
+def test_error_score_is_configurable_and_wrong_results_still_score_zero(reward_cfg):
+    cfg = reward_cfg.model_copy(update={"error_score": 0.0})
+    with ExecutionReward(cfg) as lenient:
+        failing = lenient.compute("p", "SELECT Nmae FROM people", GOLD, db_paths=(GYMNAST_DB,))
+        wrong = lenient.compute("p", "SELECT Name FROM people ORDER BY Height ASC LIMIT 3", GOLD, db_paths=(GYMNAST_DB,))
+    assert failing.score == 0.0 and failing.details["error"] == "schema"
+    assert wrong.score == 0.0 and "error" not in wrong.details
+    with pytest.raises(ValueError, match="error_score"):
+        RewardConfig(error_score=0.5)
+
+
 def test_partial_credit_is_the_fraction_of_databases_matched(reward, tmp_path):
     dbs = (_db(tmp_path / "a.sqlite", [1, 2]), _db(tmp_path / "b.sqlite", [1, 2.5]))
     result = reward.compute("p", "SELECT a FROM t WHERE a IN (1, 2)", "SELECT a FROM t WHERE a < 3", db_paths=dbs)
