@@ -198,6 +198,9 @@ class TrainConfig(_Section):
     eval_every: int = Field(0, ge=0)
     """Held-out execution accuracy every N steps (0 = only at the start and the end)."""
     eval_examples: int = Field(200, ge=1)
+    eval_samples: int = Field(0, ge=0)
+    """Also score ``eval_samples`` completions per held-out prompt at the rollout temperature
+    (``eval/sampled_*``: the distribution GRPO trains, with 137 x n verdicts instead of 137)."""
     save_merged: bool = True
     hub_repo_id: str | None = None
     """Upload the final adapter (and merged model) here when HF_TOKEN is set."""

@@ -171,18 +171,28 @@ class GRPOTrainer:
         return {"parity/mean_abs_dlogp": worst, "parity/ok": float(ok)}
 
     def evaluate(self) -> dict[str, float]:
-        """Greedy held-out execution accuracy (unseen questions over the training databases)."""
+        """Held-out execution accuracy (unseen questions over the training databases): greedy, and
+        with ``train.eval_samples`` also sampled at the rollout temperature."""
         if not self.heldout:
             return {}
         prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in self.heldout]
         completions, results, _ = self._generate_and_score(self.heldout, prompts, 1, temperature=0.0)
         signals = reward_signals(results, completions)
-        return {
+        out = {
             "eval/exec_accuracy": signals["reward/exec_match"],
             "eval/reward_mean": signals["reward/mean"],
             "eval/runs_without_error": signals["sql/runs_frac"],
             "eval/n": float(len(self.heldout)),
         }
+        if self.config.train.eval_samples:
+            completions, results, _ = self._generate_and_score(self.heldout, prompts, self.config.train.eval_samples)
+            signals = reward_signals(results, completions)
+            out.update({
+                "eval/sampled_exec_accuracy": signals["reward/exec_match"],
+                "eval/sampled_reward_mean": signals["reward/mean"],
+                "eval/sampled_runs_without_error": signals["sql/runs_frac"],
+            })
+        return out
 
     # ------------------------------------------------------------------ state
     def save_checkpoint(self) -> Path:

@@ -57,6 +57,14 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         cursor_at_2 = trainer.sampler.state_dict()
         third = trainer.train_step()
         assert third["parity/ok"] == 1.0
+
+        # held-out evaluation: greedy, and sampled at the rollout temperature when asked
+        trainer.config = config.model_copy(update={"train": config.train.model_copy(update={"eval_samples": 2})})
+        held = trainer.evaluate()
+        assert held["eval/n"] == len(trainer.heldout) > 0
+        assert 0.0 <= held["eval/exec_accuracy"] <= 1.0 and 0.0 <= held["eval/sampled_exec_accuracy"] <= 1.0, held
+        assert -1.0 <= held["eval/sampled_reward_mean"] <= 1.0, held
+        trainer.config = config
     finally:
         trainer.shutdown()
 
