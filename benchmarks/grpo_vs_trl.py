@@ -29,11 +29,16 @@ from rl_sql.config import Config  # noqa: E402
 from rl_sql.data import format_prompt, load_examples  # noqa: E402
 
 
+# The data the published figures were measured on (whole-database schemas in the prompt, every
+# training question a GRPO prompt); the tiny recipe has since changed both, for learning, not speed.
+BENCH_DATA = ["data.context_scope=database", "data.rl_fraction=0"]
+
+
 def build_model(out: Path, hidden: int, layers: int, heads: int, vocab: int) -> tuple[str, int]:
     from rl_sql.models.tiny import build_scratch_model, save_policy, train_tokenizer
     from rl_sql.config import ScratchModelConfig
 
-    examples = load_examples(Config.load(ROOT / "jobs/tiny_grpo.yaml").data)
+    examples = load_examples(Config.load(ROOT / "jobs/tiny_grpo.yaml", BENCH_DATA).data)
     texts = [format_prompt(e, "plain") + e.answer for e in examples]
     tokenizer = train_tokenizer(texts, vocab, out / "tokenizer")
     shape = ScratchModelConfig(hidden_size=hidden, num_layers=layers, num_heads=heads,
@@ -45,6 +50,7 @@ def build_model(out: Path, hidden: int, layers: int, heads: int, vocab: int) -> 
 
 def overrides(args, policy: str, tmp: Path) -> list[str]:
     return [
+        *BENCH_DATA,
         f"model.name_or_path={policy}", "model.init=pretrained", "model.dtype=float32",
         "train.sft_first=false", f"train.prompts_per_step={args.prompts}", f"grpo.num_generations={args.generations}",
         f"rollout.max_new_tokens={args.max_new_tokens}", "rollout.temperature=1.0",
@@ -59,11 +65,12 @@ def same_prompts(config: Config, steps: int) -> list:
     """The prompts rl_sql's driver samples in its first ``steps`` steps, in order: TRL gets exactly
     these (prompt lengths vary several-fold across the Spider databases, so the two systems must
     see the same ones)."""
-    from rl_sql.data import split_examples
+    from rl_sql.data import training_splits
     from rl_sql.engine.sampler import PromptSampler
 
-    train, _ = split_examples(load_examples(config.data), config.data.heldout_fraction, config.data.seed)
-    sampler = PromptSampler(train, seed=config.train.seed)
+    d = config.data
+    _, rl, _ = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
+    sampler = PromptSampler(rl, seed=config.train.seed)
     return [e for _ in range(steps) for e in sampler.next_batch(config.train.prompts_per_step)]
 
 

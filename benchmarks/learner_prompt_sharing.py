@@ -46,7 +46,8 @@ def main() -> None:
 
     from rl_sql.models.tiny import build_scratch_model, train_tokenizer
 
-    examples = load_examples(Config.load(ROOT / "jobs/tiny_grpo.yaml").data)
+    # whole-database schemas in the prompt, as when the published figures were measured
+    examples = load_examples(Config.load(ROOT / "jobs/tiny_grpo.yaml", ["data.context_scope=database"]).data)
     tokenizer = train_tokenizer([format_prompt(e, "plain") + e.answer for e in examples], 4096)
     shape = ScratchModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.hidden // 64,
                                intermediate_size=args.hidden * 8 // 3 // 64 * 64, vocab_size=4096)
