@@ -13,7 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 # plot file -> (title, [metric keys])
 PLOTS = {
     "reward.png": ("Reward (mean, std and components)", ["reward/mean", "reward/std", "reward/syntax", "reward/execution", "reward/semantic"]),
-    "heldout_accuracy.png": ("Held-out execution accuracy (greedy)", ["eval/exec_accuracy", "eval/runs_without_error"]),
+    "heldout_accuracy.png": ("Held-out questions: accuracy, reward, SQL that runs", [
+        "eval/exec_accuracy", "eval/reward_mean", "eval/runs_without_error",
+        "eval/sampled_exec_accuracy", "eval/sampled_reward_mean"]),
     "train_exec_match.png": ("Training samples: execution match and SQL that runs", ["reward/exec_match", "sql/runs_frac"]),
     "kl.png": ("KL to the reference (k3)", ["kl_divergence"]),
     "zero_variance.png": ("Fraction of zero-variance groups", ["grpo/zero_variance_frac"]),
@@ -54,9 +56,18 @@ def write_training_report(run_dir: str | Path) -> Path:
                 lines.append(f"| {key} | {train[0].get(key, float('nan')):.4f} | {last[key]:.4f} |")
         lines.append("")
     if evals:
-        lines += ["## Held-out execution accuracy (greedy)", "", "| step | accuracy | runs without error | n |", "|---|---|---|---|"]
+        columns = [("eval/exec_accuracy", "accuracy"), ("eval/reward_mean", "reward"),
+                   ("eval/runs_without_error", "runs without error")]
+        if any("eval/sampled_exec_accuracy" in r for r in evals):
+            columns += [("eval/sampled_exec_accuracy", "sampled accuracy"), ("eval/sampled_reward_mean", "sampled reward")]
+        lines += [
+            "## Held-out questions (greedy; sampled = at the rollout temperature)", "",
+            "| step | " + " | ".join(name for _, name in columns) + " | n |",
+            "|---|" + "---|" * len(columns) + "---|",
+        ]
         for r in evals:
-            lines.append(f"| {r['step']} | {r['eval/exec_accuracy']:.3f} | {r.get('eval/runs_without_error', float('nan')):.3f} | {int(r.get('eval/n', 0))} |")
+            cells = " | ".join(f"{r.get(key, float('nan')):.3f}" for key, _ in columns)
+            lines.append(f"| {r['step']} | {cells} | {int(r.get('eval/n', 0))} |")
         lines.append("")
     lines += ["## Plots", ""]
     for name, (title, keys) in PLOTS.items():
