@@ -65,11 +65,10 @@ def same_prompts(config: Config, steps: int) -> list:
     """The prompts rl_sql's driver samples in its first ``steps`` steps, in order: TRL gets exactly
     these (prompt lengths vary several-fold across the Spider databases, so the two systems must
     see the same ones)."""
-    from rl_sql.data import training_splits
+    from rl_sql.data import load_splits
     from rl_sql.engine.sampler import PromptSampler
 
-    d = config.data
-    _, rl, _ = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
+    _, rl, _ = load_splits(config.data)
     sampler = PromptSampler(rl, seed=config.train.seed)
     return [e for _ in range(steps) for e in sampler.next_batch(config.train.prompts_per_step)]
 

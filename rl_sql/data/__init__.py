@@ -2,7 +2,7 @@
 
 from rl_sql.data.create_context import CreateContextError, load_create_context
 from rl_sql.data.example import SqlExample
-from rl_sql.data.loading import deduplicate, load_examples
+from rl_sql.data.loading import deduplicate, load_examples, load_splits
 from rl_sql.data.normalize import normalize_question, normalize_sql
 from rl_sql.data.prompts import SYSTEM_PROMPT, chat_messages, compact_schema, format_prompt
 from rl_sql.data.spider import (
@@ -29,6 +29,7 @@ __all__ = [
     "load_create_context",
     "load_embedded_spider",
     "load_examples",
+    "load_splits",
     "load_spider_dev",
     "load_spider_split",
     "normalize_question",

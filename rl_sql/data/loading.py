@@ -1,4 +1,5 @@
-"""``load_examples(data_cfg)``: the configured source, deduplicated, optionally subsampled."""
+"""``load_examples(data_cfg)``: the configured source, deduplicated, optionally subsampled;
+``load_splits(data_cfg)``: the same, split for SFT, GRPO and evaluation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rl_sql.data.create_context import load_create_context
 from rl_sql.data.example import SqlExample
 from rl_sql.data.normalize import normalize_context, normalize_question, normalize_sql
 from rl_sql.data.spider import load_embedded_spider, load_spider_split, resolve_spider_dir
+from rl_sql.data.split import TrainingSplits, training_splits
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ def load_examples(data_cfg: DataConfig) -> list[SqlExample]:
     if not examples:
         raise ValueError(f"data.source={data_cfg.source!r} produced no examples")
     return examples
+
+
+def load_splits(data_cfg: DataConfig) -> TrainingSplits:
+    """``training_splits`` of ``load_examples(data_cfg)`` with the config's fractions and seed."""
+    return training_splits(load_examples(data_cfg), data_cfg.heldout_fraction, data_cfg.rl_fraction, data_cfg.seed)
 
 
 def deduplicate(examples: Sequence[SqlExample]) -> list[SqlExample]:

@@ -15,7 +15,7 @@ import ray
 import torch
 
 from rl_sql.config import Config
-from rl_sql.data import format_prompt, load_examples, training_splits
+from rl_sql.data import format_prompt, load_splits
 from rl_sql.data.example import SqlExample
 from rl_sql.engine import checkpoint
 from rl_sql.engine.grpo import group_advantages
@@ -39,8 +39,7 @@ class GRPOTrainer:
         (self.run_dir / "config.yaml").write_text(config.to_yaml())
         torch.manual_seed(config.train.seed)
 
-        d = config.data
-        _, self.train_examples, self.heldout = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
+        _, self.train_examples, self.heldout = load_splits(config.data)
         self.heldout = self.heldout[: config.train.eval_examples]
         from rl_sql.engine.sampler import PromptSampler
 
@@ -176,22 +175,16 @@ class GRPOTrainer:
         if not self.heldout:
             return {}
         prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in self.heldout]
-        completions, results, _ = self._generate_and_score(self.heldout, prompts, 1, temperature=0.0)
-        signals = reward_signals(results, completions)
-        out = {
-            "eval/exec_accuracy": signals["reward/exec_match"],
-            "eval/reward_mean": signals["reward/mean"],
-            "eval/runs_without_error": signals["sql/runs_frac"],
-            "eval/n": float(len(self.heldout)),
-        }
+        passes = {"eval/": (1, {"temperature": 0.0})}
         if self.config.train.eval_samples:
-            completions, results, _ = self._generate_and_score(self.heldout, prompts, self.config.train.eval_samples)
+            passes["eval/sampled_"] = (self.config.train.eval_samples, {})
+        out = {"eval/n": float(len(self.heldout))}
+        for prefix, (n, sampling) in passes.items():
+            completions, results, _ = self._generate_and_score(self.heldout, prompts, n, **sampling)
             signals = reward_signals(results, completions)
-            out.update({
-                "eval/sampled_exec_accuracy": signals["reward/exec_match"],
-                "eval/sampled_reward_mean": signals["reward/mean"],
-                "eval/sampled_runs_without_error": signals["sql/runs_frac"],
-            })
+            out.update({f"{prefix}exec_accuracy": signals["reward/exec_match"],
+                        f"{prefix}reward_mean": signals["reward/mean"],
+                        f"{prefix}runs_without_error": signals["sql/runs_frac"]})
         return out
 
     # ------------------------------------------------------------------ state

@@ -5,9 +5,9 @@ a random Llama (``model.scratch``) is trained from scratch. ``"pretrained"``: a 
 (``lora.*``) is trained on ``model.name_or_path`` and merged, so the output is a plain model
 folder (the base is loaded unquantized: ``model.quantization`` applies to GRPO only).
 
-Training uses the SFT part of the TRAIN split only (``training_splits``: the held-out split
-stays unseen, and with ``data.rl_fraction > 0`` so do the questions kept for GRPO). Each sequence is prompt + target + eos, with
-the loss on the target tokens only (target = the gold SQL; in the chat style the gold SQL in
+Training uses the SFT part of the TRAIN split only (``load_splits``: the held-out split stays
+unseen, and with ``data.rl_fraction > 0`` so do the questions kept for GRPO). Each sequence is
+prompt + target + eos, with the loss on the target tokens only (target = the gold SQL; in the chat style the gold SQL in
 a ```sql block, as the system prompt asks). Sequences (at most ``sft.seq_len`` tokens) are
 batched by length into batches of about ``sft.batch_tokens`` tokens, padding included: length
 bucketing instead of concatenation, so no sequence attends to another and little compute goes
@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from rl_sql.config import Config
-from rl_sql.data import SYSTEM_PROMPT, format_prompt, load_examples, split_examples, training_splits
+from rl_sql.data import SYSTEM_PROMPT, format_prompt, load_examples, load_splits, split_examples
 from rl_sql.data.example import SqlExample
 from rl_sql.data.prompts import user_message
 from rl_sql.models.loading import encode_prompt
@@ -79,8 +79,7 @@ def fingerprint(config: Config, train: list[SqlExample]) -> str:
 def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
     """Train (or reuse) the SFT policy; returns its folder (config.json, model.safetensors, tokenizer)."""
     out = Path(out_dir or config.sft.output_dir)
-    d = config.data
-    train, _, heldout = training_splits(load_examples(d), d.heldout_fraction, d.rl_fraction, d.seed)
+    train, _, heldout = load_splits(config.data)
     key = fingerprint(config, train)
     stamp = out / FINGERPRINT
     if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") == key and (out / "config.json").is_file():

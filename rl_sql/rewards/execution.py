@@ -63,7 +63,6 @@ from rl_sql.sql.sandbox import SqlSandbox, execute_sql
 from rl_sql.sql.synth import synthesize_databases
 from rl_sql.sql.types import ErrorKind, ExecResult
 
-ERROR_SCORE = -0.8  # RewardConfig.error_score's default
 MATCH_SCORE = 1.0
 EMPTY_GOLD_MATCH_SCORE = 0.5
 PARTIAL_CREDIT = 0.5
