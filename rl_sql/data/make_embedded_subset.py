@@ -106,7 +106,31 @@ def _check_database(db_path: Path, queries: list[str]) -> None:
         con.close()
 
 
-def build_subset(spider_dir: Path, out_dir: Path, db_ids: tuple[str, ...] = SUBSET_DB_IDS) -> dict[str, int]:
+def eligible_db_ids(spider_dir: Path) -> tuple[str, ...]:
+    """Every Spider train database (first-seen order) that the selection rule allows: not a dev
+    database, at most ``MAX_DB_BYTES``, every gold query runnable. Each one left out is printed
+    with its reason. The larger-data study in BENCHMARKS.md trains on this selection (127
+    databases, 5945 questions, 4.6 MB); the embedded default stays ``SUBSET_DB_IDS``."""
+    train = json.loads((spider_dir / TRAIN_QUESTIONS_FILE).read_text())
+    dev_db_ids = {e["db_id"] for e in json.loads((spider_dir / "dev.json").read_text())}
+    queries: dict[str, list[str]] = {}
+    for e in train:
+        queries.setdefault(e["db_id"], []).append(e["query"])
+    chosen: list[str] = []
+    for db, qs in queries.items():
+        if db in dev_db_ids:
+            continue
+        try:
+            _check_database(spider_dir / "database" / db / f"{db}.sqlite", qs)
+        except SubsetError as exc:
+            print(f"left out {db}: {exc}")
+            continue
+        chosen.append(db)
+    return tuple(chosen)
+
+
+def build_subset(spider_dir: Path, out_dir: Path, db_ids: tuple[str, ...] = SUBSET_DB_IDS,
+                 rule: str | None = None) -> dict[str, int]:
     """Write the subset of ``spider_dir`` into ``out_dir``; returns questions per database."""
     train_file = spider_dir / TRAIN_QUESTIONS_FILE
     for needed in (train_file, spider_dir / "tables.json", spider_dir / "dev.json"):
@@ -145,13 +169,21 @@ def build_subset(spider_dir: Path, out_dir: Path, db_ids: tuple[str, ...] = SUBS
 
     (out_dir / "train.json").write_text(json.dumps(examples, indent=1, ensure_ascii=False) + "\n")
     (out_dir / "tables.json").write_text(json.dumps([tables[db] for db in db_ids], indent=1, ensure_ascii=False) + "\n")
-    (out_dir / "PROVENANCE.md").write_text(_provenance_text(rows, len(examples), sha256_of(train_file)))
+    (out_dir / "PROVENANCE.md").write_text(_provenance_text(rows, len(examples), sha256_of(train_file), rule))
     (out_dir / "LICENSE.md").write_text(LICENSE_NOTE)
     return counts
 
 
-def _provenance_text(rows: list[str], n_examples: int, train_sha: str) -> str:
+FIXED_RULE = """A fixed list of Spider **train** databases (no dev database: dev is the evaluation benchmark),
+each under {kib} KiB, every gold query of it runnable, mixing join-heavy,
+nested-query, GROUP BY and small two-table schemas."""
+ALL_SMALL_RULE = """Every Spider **train** database (no dev database: dev is the evaluation benchmark) of at
+most {kib} KiB whose every gold query runs (`--all-small`)."""
+
+
+def _provenance_text(rows: list[str], n_examples: int, train_sha: str, rule: str | None = None) -> str:
     table = "\n".join(rows)
+    rule = (rule or FIXED_RULE).format(kib=MAX_DB_BYTES // 1024)
     return f"""# Embedded Spider subset: provenance and license
 
 Data: **Spider 1.0** (Tao Yu et al., "Spider: A Large-Scale Human-Labeled Dataset for Complex and
@@ -170,9 +202,7 @@ folder (see its PROVENANCE.md for where each file came from).
 - `database/<db_id>/<db_id>.sqlite`: byte copies; sha256 checked against the staged PROVENANCE.md.
 
 ## Selection rule
-A fixed list of Spider **train** databases (no dev database: dev is the evaluation benchmark),
-each under {MAX_DB_BYTES // 1024} KiB, every gold query of it runnable, mixing join-heavy,
-nested-query, GROUP BY and small two-table schemas. `train_others` examples are not used (they
+{rule} `train_others` examples are not used (they
 have no questions in the staged data).
 
 | db_id | questions | bytes | sha256 |
@@ -185,8 +215,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spider-dir", type=Path, required=True)
     parser.add_argument("--out-dir", type=Path, default=EMBEDDED_DIR)
+    parser.add_argument("--all-small", action="store_true",
+                        help="every eligible train database instead of the fixed list (needs --out-dir elsewhere than the package)")
     args = parser.parse_args(argv)
-    counts = build_subset(args.spider_dir, args.out_dir)
+    if args.all_small:
+        if args.out_dir.resolve() == EMBEDDED_DIR:
+            parser.error("--all-small writes a study data set: give --out-dir (the embedded default stays the fixed list)")
+        counts = build_subset(args.spider_dir, args.out_dir, eligible_db_ids(args.spider_dir), ALL_SMALL_RULE)
+    else:
+        counts = build_subset(args.spider_dir, args.out_dir)
     print(f"wrote {sum(counts.values())} questions over {len(counts)} databases to {args.out_dir}")
 
 

@@ -218,8 +218,10 @@ class LearnerWorker:
         }
 
     # ------------------------------------------------------------------ training
-    def _completion_logprobs(self, model, prompt_ids: list[list[int]], completion_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T) log-probs of each completion token under ``model`` and the (B, T) mask of real tokens.
+    def _completion_logprobs(self, model, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                             temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T) log-probs of each completion token under ``model`` with its logits divided by
+        ``temperature`` (the policy the rollouts sampled from), and the (B, T) mask of real tokens.
 
         When prompts repeat (a GRPO group is G completions of one prompt) each distinct prompt
         runs once and its completions continue from its KV cache (``learner.share_prompts``;
@@ -229,7 +231,7 @@ class LearnerWorker:
         """
         share = self.config.learner.share_prompts and not getattr(self.model, "is_gradient_checkpointing", False)
         if share and len({tuple(p) for p in prompt_ids}) < len(prompt_ids):
-            return shared_prompt_logprobs(model, prompt_ids, completion_ids, self.device)
+            return shared_prompt_logprobs(model, prompt_ids, completion_ids, self.device, temperature)
         B = len(prompt_ids)
         lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
         L, T = max(lengths), max(len(c) for c in completion_ids)
@@ -250,7 +252,7 @@ class LearnerWorker:
             input_ids=input_ids_BL.to(dev), attention_mask=attention_BL.to(dev), logits_to_keep=L - first
         ).logits
         V = logits_BKV.shape[-1]
-        logits_BTV = logits_BKV.gather(1, index_BT.to(dev).unsqueeze(-1).expand(B, T, V)).float()
+        logits_BTV = logits_BKV.gather(1, index_BT.to(dev).unsqueeze(-1).expand(B, T, V)).float() / temperature
         picked_BT = logits_BTV.gather(-1, targets_BT.to(dev).unsqueeze(-1)).squeeze(-1)
         mask_BT = mask_BT.to(dev)
         return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
@@ -302,6 +304,7 @@ class LearnerWorker:
             "max_completion_length": cfg.rollout.max_new_tokens,
         }
         shard = opt_batch.shard(self.rank, self.world_size)
+        temperature = sampling_temperature(cfg.rollout.temperature)
         n_micro = math.ceil(math.ceil(len(opt_batch) / self.world_size) / lc.per_device_batch_size)
         for k in range(n_micro):
             micro = _select(shard, range(k * lc.per_device_batch_size, min((k + 1) * lc.per_device_batch_size, len(shard))))
@@ -309,13 +312,13 @@ class LearnerWorker:
             if not live:  # this rank ran short: an all-masked stand-in keeps ZeRO's collectives in lockstep
                 micro = TrainBatch([[0]], [[0]], [[0.0]], [0.0])
             self.engine.set_gradient_accumulation_boundary(k == n_micro - 1)
-            logprobs_BT, mask_BT = self._completion_logprobs(self.engine, micro.prompt_ids, micro.completion_ids)
+            logprobs_BT, mask_BT = self._completion_logprobs(self.engine, micro.prompt_ids, micro.completion_ids, temperature)
             if not live:
                 mask_BT = torch.zeros_like(mask_BT)
             ref_BT = None
             if self._uses_reference():
                 with torch.no_grad(), self.model.disable_adapter():
-                    ref_BT, _ = self._completion_logprobs(self.model, micro.prompt_ids, micro.completion_ids)
+                    ref_BT, _ = self._completion_logprobs(self.model, micro.prompt_ids, micro.completion_ids, temperature)
             old_BT = torch.zeros_like(logprobs_BT)
             for i, lp in enumerate(micro.old_logprobs):
                 old_BT[i, : len(lp)] = torch.tensor(lp, dtype=old_BT.dtype)
@@ -359,15 +362,15 @@ class LearnerWorker:
         return full_state_dict(self.model, zero_stage=self.config.learner.zero_stage, keep=self.rank == 0)
 
     @torch.no_grad()
-    def logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
-        """Per-token log-probs of a fixed completion under the current policy, in eval mode (no
-        dropout); all ranks call (ZeRO-3 gathers weights in the forward)."""
+    def logprobs(self, prompt_ids: list[int], completion_ids: list[int], temperature: float = 1.0) -> list[float]:
+        """Per-token log-probs of a fixed completion under the current policy (logits / ``temperature``),
+        in eval mode (no dropout); all ranks call (ZeRO-3 gathers weights in the forward)."""
         if not prompt_ids or not completion_ids:
             raise ValueError("logprobs needs a non-empty prompt and completion")
         was_training = self.engine.training
         self.engine.eval()
         try:
-            lp_BT, _ = self._completion_logprobs(self.engine, [list(prompt_ids)], [list(completion_ids)])
+            lp_BT, _ = self._completion_logprobs(self.engine, [list(prompt_ids)], [list(completion_ids)], temperature)
         finally:
             self.engine.train(was_training)
         return lp_BT[0].tolist()
@@ -502,8 +505,8 @@ class LearnerGroup:
     def get_full_state_dict(self, step: int) -> dict[str, torch.Tensor]:
         return self._all("get_full_state_dict", step)[0]
 
-    def logprobs(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]:
-        return self._all("logprobs", prompt_ids, completion_ids)[0]
+    def logprobs(self, prompt_ids: list[int], completion_ids: list[int], temperature: float = 1.0) -> list[float]:
+        return self._all("logprobs", prompt_ids, completion_ids, temperature)[0]
 
     def save_checkpoint(self, ckpt_dir: str) -> None:
         self._all("save_checkpoint", ckpt_dir)
@@ -552,7 +555,7 @@ class _Warmup:
 
 
 def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: list[list[int]],
-                           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+                           device: torch.device, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``_completion_logprobs`` computing each distinct prompt once.
 
     Pass 1: the U distinct prompts, left-padded, with position ids that skip the padding; it
@@ -588,10 +591,16 @@ def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
                  attention_mask=torch.cat([prompt_mask_UP[owner_B], mask_BT], dim=1).to(device),
                  position_ids=(prompt_len_B1 + torch.arange(T).unsqueeze(0)).to(device),
                  past_key_values=cache, use_cache=True)
-    logits_BTV = torch.cat([first.logits[owner_dev_B], rest.logits[:, :-1]], dim=1).float()
+    logits_BTV = torch.cat([first.logits[owner_dev_B], rest.logits[:, :-1]], dim=1).float() / temperature
     picked_BT = logits_BTV.gather(-1, completion_BT.unsqueeze(-1)).squeeze(-1)
     mask_BT = mask_BT.to(device=device, dtype=torch.float32)
     return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
+
+
+def sampling_temperature(temperature: float) -> float:
+    """The temperature of the policy GRPO trains: the rollouts' (their log-probs are taken at it,
+    ``logprobs_mode="processed_logprobs"``), 1 for greedy rollouts (vLLM then returns raw log-probs)."""
+    return temperature if temperature > 0 else 1.0
 
 
 def _check_batch(batch: TrainBatch) -> None:

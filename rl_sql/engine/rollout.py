@@ -180,6 +180,9 @@ def _engine_args(config: Config, model_path: str, worker_index: int, *, merging:
         enable_lora=config.lora.enabled and not merging,
         trust_remote_code=config.model.trust_remote_code,
         max_logprobs=1,
+        # sampled tokens' log-probs at the sampling temperature (log-softmax of logits / T), the
+        # policy the learner's ratio and KL are computed for; prompt log-probs stay raw (T = 1)
+        logprobs_mode="processed_logprobs",
     )
     if args["enable_lora"]:
         args.update(max_lora_rank=vllm_lora_rank(config.lora.r), max_loras=1, max_cpu_loras=2)
@@ -248,8 +251,10 @@ class RolloutWorker:
     ) -> list[list[Completion]]:
         """[prompt][n] completions, each with the sampled tokens' log-probs.
 
-        The log-probs are vLLM's raw ones (log-softmax of the logits before temperature and
-        top-p), i.e. log pi(token) at temperature 1. ``temperature=0`` is greedy. With a
+        The log-probs are those of the distribution sampled from: log-softmax of the logits
+        divided by the temperature (after top-p when ``rollout.top_p`` < 1), the same numbers the
+        learner computes with ``temperature`` (``LearnerWorker._completion_logprobs``).
+        ``temperature=0`` is greedy (log-probs then at T = 1). With a
         ``seed`` the samples are reproducible; prompt i's j-th sample uses ``_prompt_seed(seed, i) + j``,
         so neither prompts of one call nor calls with nearby seeds share random streams.
         """

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from rl_sql.data import EMBEDDED_SPIDER_DIR
-from rl_sql.data.make_embedded_subset import SubsetError, build_subset
+from rl_sql.data.make_embedded_subset import SubsetError, build_subset, eligible_db_ids, main
 from rl_sql.data.spider import load_spider_split
 
 
@@ -50,3 +50,17 @@ def test_refuses_a_failing_gold_query(spider_src, tmp_path):
     path.write_text(json.dumps(rows))
     with pytest.raises(SubsetError, match="gold query fails"):
         build_subset(spider_src, tmp_path / "out", db_ids=("gymnast",))
+
+
+def test_all_small_takes_every_eligible_train_database(spider_src, tmp_path, capsys):
+    path = spider_src / "train_spider.question_query_dbid_only.json"
+    rows = json.loads(path.read_text())
+    shutil.copytree(spider_src / "database/gymnast", spider_src / "database/broken")
+    (spider_src / "database/broken/gymnast.sqlite").rename(spider_src / "database/broken/broken.sqlite")
+    rows.append({"question": "q", "query": "SELECT nope FROM gymnast", "db_id": "broken"})
+    path.write_text(json.dumps(rows))
+    assert eligible_db_ids(spider_src) == ("gymnast",)  # pilot_record is a dev database here, broken fails
+    assert "left out broken: " in capsys.readouterr().out
+    main(["--spider-dir", str(spider_src), "--out-dir", str(tmp_path / "out"), "--all-small"])
+    assert {e.db_id for e in load_spider_split(tmp_path / "out", "train")} == {"gymnast"}
+    assert "whose every gold query runs" in (tmp_path / "out/PROVENANCE.md").read_text()

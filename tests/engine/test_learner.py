@@ -112,6 +112,23 @@ def test_logprobs_equal_a_plain_transformers_peft_forward(policy, tmp_path):
         base_lp = torch.log_softmax(base(ids).logits[0].float(), -1)
     assert max(abs(lp[len(prompt) - 1 + t, c].item() - base_lp[len(prompt) - 1 + t, c].item()) for t, c in enumerate(completion)) > 1e-4
     assert group.logprobs(prompt, completion) == pytest.approx(expected, abs=1e-5)
+    with torch.no_grad():  # at the sampling temperature: log-softmax(logits / T), as vLLM's processed log-probs
+        lp_t = torch.log_softmax(model(ids).logits[0].float() / 0.7, -1)
+    expected_t = [lp_t[len(prompt) - 1 + t, c].item() for t, c in enumerate(completion)]
+    assert expected_t != pytest.approx(expected, abs=1e-3)
+    assert group.logprobs(prompt, completion, 0.7) == pytest.approx(expected_t, abs=1e-5)
+    group.shutdown()
+
+
+@pytest.mark.parametrize("trained_at,ratio_is_one", [(0.7, True), (1.0, False)])
+def test_the_loss_uses_log_probs_at_the_rollout_temperature(policy, trained_at, ratio_is_one):
+    """Rollout log-probs taken at T=0.7 (vLLM's processed log-probs) give a ratio of exactly 1 on
+    the first pass only when the learner computes its log-probs at the rollout temperature too."""
+    group = LearnerGroup(_config(f"rollout.temperature={trained_at}", "learner.gradient_accumulation_steps=3"), policy)
+    batch = _batch(policy)  # 12 sequences = one optimizer batch: every micro-batch sees the same weights
+    batch.old_logprobs = [group.logprobs(p, c, 0.7) for p, c in zip(batch.prompt_ids, batch.completion_ids)]
+    ratio = group.train_step(batch)["ratio_mean"]
+    assert (abs(ratio - 1.0) < 1e-5) == ratio_is_one, ratio
     group.shutdown()
 
 

@@ -100,11 +100,11 @@ def hf_greedy(model, tok, prompt: str, max_new_tokens: int) -> list[int]:
     return out[0, ids.shape[1]:].tolist()
 
 
-def hf_logprobs(model, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
-    """(T,) log-probs of the completion tokens under a transformers model (teacher forcing)."""
+def hf_logprobs(model, prompt_ids: list[int], completion_ids: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """(T,) log-probs of the completion tokens under a transformers model (teacher forcing), logits / temperature."""
     ids = torch.tensor([prompt_ids + completion_ids])
     with torch.no_grad():
-        logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
+        logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float() / temperature
     return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion_ids)[:, None])[:, 0]
 
 
@@ -205,6 +205,18 @@ def test_sampled_logprobs_equal_transformers_logprobs(worker, hf):
     for c in (c for g in groups for c in g):
         expected = hf_logprobs(model, c.prompt_token_ids, c.token_ids)
         assert torch.allclose(torch.tensor(c.logprobs), expected, atol=ATOL)
+
+
+@pytest.mark.slow
+def test_sampled_logprobs_are_those_of_the_sampling_temperature(worker, hf):
+    """At T=0.7 the returned log-probs are log-softmax(logits / 0.7), the distribution sampled from
+    (what the learner's ratio and KL use), not the T=1 ones."""
+    model, _ = hf
+    groups = ray.get(worker.generate.remote(PROMPTS[:2], 2, temperature=0.7, max_new_tokens=12, seed=5))
+    for c in (c for g in groups for c in g):
+        got = torch.tensor(c.logprobs)
+        assert torch.allclose(got, hf_logprobs(model, c.prompt_token_ids, c.token_ids, 0.7), atol=ATOL)
+        assert not torch.allclose(got, hf_logprobs(model, c.prompt_token_ids, c.token_ids, 1.0), atol=ATOL)
 
 
 @pytest.mark.slow

@@ -23,10 +23,10 @@ def lora_model(tmp_path_factory):
     return path, model
 
 
-def _padded_pass(path, model, prompts, completions):
+def _padded_pass(path, model, prompts, completions, temperature=1.0):
     worker = LearnerWorker(Config.load(None, ["learner.share_prompts=false"]), path)
     worker.device, worker.model = torch.device("cpu"), model
-    return worker._completion_logprobs(model, prompts, completions)
+    return worker._completion_logprobs(model, prompts, completions, temperature)
 
 
 def _grads(model, logprobs_BT):
@@ -35,7 +35,8 @@ def _grads(model, logprobs_BT):
     return [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
 
-def test_shared_prompt_pass_matches_the_padded_pass(lora_model):
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_shared_prompt_pass_matches_the_padded_pass(lora_model, temperature):
     path, model = lora_model
     rng = random.Random(0)
     distinct = [[rng.randrange(5, 300) for _ in range(n)] for n in (7, 19, 3, 12)]
@@ -44,8 +45,8 @@ def test_shared_prompt_pass_matches_the_padded_pass(lora_model):
     rng.shuffle(order := list(range(len(prompts))))  # groups need not be contiguous
     prompts, completions = [prompts[i] for i in order], [completions[i] for i in order]
 
-    padded_BT, padded_mask_BT = _padded_pass(path, model, prompts, completions)
-    shared_BT, shared_mask_BT = shared_prompt_logprobs(model, prompts, completions, torch.device("cpu"))
+    padded_BT, padded_mask_BT = _padded_pass(path, model, prompts, completions, temperature)
+    shared_BT, shared_mask_BT = shared_prompt_logprobs(model, prompts, completions, torch.device("cpu"), temperature)
     assert torch.equal(padded_mask_BT, shared_mask_BT)
     assert torch.allclose(shared_BT, padded_BT, atol=1e-5), (shared_BT - padded_BT).abs().max()
     for g_padded, g_shared in zip(_grads(model, padded_BT), _grads(model, shared_BT)):
