@@ -124,7 +124,11 @@ class RolloutConfig(_Section):
     tensor_parallel_size: int = Field(1, ge=1)
     """GPUs per rollout worker (vLLM tensor parallelism); ignored on CPU."""
     temperature: float = Field(1.0, ge=0.0)
+    """Sampling temperature of the rollouts; GRPO's loss (ratio, KL) is computed for this tempered
+    policy on both sides (vLLM's processed log-probs, the learner's logits / T). 0 = greedy."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling. Below 1 the rollout log-probs are those of the truncated distribution,
+    which the learner does not truncate: the ratio then starts below 1 (a warning at start)."""
     max_new_tokens: int = Field(256, ge=1)
     gpu_memory_utilization: float = Field(0.85, gt=0.0, le=1.0)
     kv_cache_gib: float = Field(1.0, gt=0.0)

@@ -38,6 +38,10 @@ class GRPOTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(config.to_yaml())
         torch.manual_seed(config.train.seed)
+        if config.rollout.top_p < 1.0:
+            log.warning("rollout.top_p=%s: the rollout log-probs are the truncated distribution's and the learner's "
+                        "are not, so the importance ratio starts below 1; use top_p=1 for an exact GRPO ratio",
+                        config.rollout.top_p)
 
         _, self.train_examples, self.heldout = load_splits(config.data)
         self.heldout = self.heldout[: config.train.eval_examples]
