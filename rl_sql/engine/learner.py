@@ -252,10 +252,8 @@ class LearnerWorker:
             input_ids=input_ids_BL.to(dev), attention_mask=attention_BL.to(dev), logits_to_keep=L - first
         ).logits
         V = logits_BKV.shape[-1]
-        logits_BTV = logits_BKV.gather(1, index_BT.to(dev).unsqueeze(-1).expand(B, T, V)).float() / temperature
-        picked_BT = logits_BTV.gather(-1, targets_BT.to(dev).unsqueeze(-1)).squeeze(-1)
-        mask_BT = mask_BT.to(dev)
-        return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
+        logits_BTV = logits_BKV.gather(1, index_BT.to(dev).unsqueeze(-1).expand(B, T, V))
+        return token_logprobs(logits_BTV, targets_BT.to(dev), mask_BT.to(dev), temperature)
 
     def train_step(self, batch: TrainBatch) -> dict[str, float]:
         """One GRPO update on the step's WHOLE batch (this rank trains on its share, see the module doc).
@@ -591,9 +589,15 @@ def shared_prompt_logprobs(model, prompt_ids: list[list[int]], completion_ids: l
                  attention_mask=torch.cat([prompt_mask_UP[owner_B], mask_BT], dim=1).to(device),
                  position_ids=(prompt_len_B1 + torch.arange(T).unsqueeze(0)).to(device),
                  past_key_values=cache, use_cache=True)
-    logits_BTV = torch.cat([first.logits[owner_dev_B], rest.logits[:, :-1]], dim=1).float() / temperature
-    picked_BT = logits_BTV.gather(-1, completion_BT.unsqueeze(-1)).squeeze(-1)
-    mask_BT = mask_BT.to(device=device, dtype=torch.float32)
+    logits_BTV = torch.cat([first.logits[owner_dev_B], rest.logits[:, :-1]], dim=1)
+    return token_logprobs(logits_BTV, completion_BT, mask_BT.to(device=device, dtype=torch.float32), temperature)
+
+
+def token_logprobs(logits_BTV: torch.Tensor, targets_BT: torch.Tensor, mask_BT: torch.Tensor,
+                   temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) log-softmax(logits / temperature) of each target token, zero where masked; and the mask."""
+    logits_BTV = logits_BTV.float() / temperature
+    picked_BT = logits_BTV.gather(-1, targets_BT.unsqueeze(-1)).squeeze(-1)
     return (picked_BT - torch.logsumexp(logits_BTV, dim=-1)) * mask_BT, mask_BT
 
 
