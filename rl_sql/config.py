@@ -204,7 +204,8 @@ class TrainConfig(_Section):
     eval_examples: int = Field(200, ge=1)
     eval_samples: int = Field(0, ge=0)
     """Also score ``eval_samples`` completions per held-out prompt at the rollout temperature
-    (``eval/sampled_*``: the distribution GRPO trains, with 137 x n verdicts instead of 137)."""
+    (``eval/sampled_*``: the distribution GRPO trains, with 137 x n verdicts instead of 137), and
+    ``eval/sampled_pass_at_k`` with k = ``eval_samples``: the share of questions with a right sample."""
     save_merged: bool = True
     hub_repo_id: str | None = None
     """Upload the final adapter (and merged model) here when HF_TOKEN is set."""

@@ -24,7 +24,7 @@ from rl_sql.engine.monitoring import RunLogger
 from rl_sql.engine.placement import Placement, connect, place
 from rl_sql.engine.reward_pool import GroupRequest, RewardPool
 from rl_sql.engine.rollout_group import RolloutGroup
-from rl_sql.engine.signals import reward_signals
+from rl_sql.engine.signals import pass_at_k, reward_signals
 from rl_sql.engine.types import Completion, TrainBatch
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,8 @@ class GRPOTrainer:
 
     def evaluate(self) -> dict[str, float]:
         """Held-out execution accuracy (unseen questions over the training databases): greedy, and
-        with ``train.eval_samples`` also sampled at the rollout temperature."""
+        with ``train.eval_samples`` also sampled at the rollout temperature, and pass@k over those
+        samples (the share of questions with a right sample: what GRPO's sharpening can reach)."""
         if not self.heldout:
             return {}
         prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in self.heldout]
@@ -189,6 +190,8 @@ class GRPOTrainer:
             out.update({f"{prefix}exec_accuracy": signals["reward/exec_match"],
                         f"{prefix}reward_mean": signals["reward/mean"],
                         f"{prefix}runs_without_error": signals["sql/runs_frac"]})
+            if n > 1:
+                out[f"{prefix}pass_at_k"] = pass_at_k(results)
         return out
 
     # ------------------------------------------------------------------ state

@@ -1,7 +1,7 @@
 """Step metrics from scored completions: the signals that catch a silent GRPO failure.
 
 reward mean/std and each component's mean, execution-match rate, fraction of SQL that
-runs, SQL error kinds, completion length and truncation.
+runs, SQL error kinds, completion length and truncation; ``pass_at_k`` for held-out sampling.
 """
 
 from __future__ import annotations
@@ -21,6 +21,17 @@ def exec_match(result: RewardResult) -> bool:
     """The prediction's result equals the gold's on every database of the example."""
     ex = execution_details(result)
     return "error" not in ex and bool(ex.get("db_matches")) and all(ex["db_matches"])
+
+
+def pass_at_k(results: dict[int, list[RewardResult]]) -> float:
+    """Fraction of prompts with at least one right completion among their k (k = the group size).
+
+    GRPO can only reinforce right answers the policy samples, so pass@k of the starting policy
+    bounds what sharpening the sampled distribution can add to its accuracy."""
+    groups = [results[i] for i in sorted(results) if results[i]]
+    if not groups:
+        return 0.0
+    return fmean(any(exec_match(r) for r in group) for group in groups)
 
 
 def reward_signals(results: dict[int, list[RewardResult]], completions: list[list[Completion]]) -> dict[str, float]:

@@ -15,7 +15,7 @@ PLOTS = {
     "reward.png": ("Reward (mean, std and components)", ["reward/mean", "reward/std", "reward/syntax", "reward/execution", "reward/semantic"]),
     "heldout_accuracy.png": ("Held-out questions: accuracy, reward, SQL that runs", [
         "eval/exec_accuracy", "eval/reward_mean", "eval/runs_without_error",
-        "eval/sampled_exec_accuracy", "eval/sampled_reward_mean"]),
+        "eval/sampled_exec_accuracy", "eval/sampled_reward_mean", "eval/sampled_pass_at_k"]),
     "train_exec_match.png": ("Training samples: execution match and SQL that runs", ["reward/exec_match", "sql/runs_frac"]),
     "kl.png": ("KL to the reference (k3)", ["kl_divergence"]),
     "zero_variance.png": ("Fraction of zero-variance groups", ["grpo/zero_variance_frac"]),
@@ -60,6 +60,8 @@ def write_training_report(run_dir: str | Path) -> Path:
                    ("eval/runs_without_error", "runs without error")]
         if any("eval/sampled_exec_accuracy" in r for r in evals):
             columns += [("eval/sampled_exec_accuracy", "sampled accuracy"), ("eval/sampled_reward_mean", "sampled reward")]
+        if any("eval/sampled_pass_at_k" in r for r in evals):
+            columns += [("eval/sampled_pass_at_k", "sampled pass@k")]
         lines += [
             "## Held-out questions (greedy; sampled = at the rollout temperature)", "",
             "| step | " + " | ".join(name for _, name in columns) + " | n |",

@@ -64,6 +64,8 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         assert held["eval/n"] == len(trainer.heldout) > 0
         assert 0.0 <= held["eval/exec_accuracy"] <= 1.0 and 0.0 <= held["eval/sampled_exec_accuracy"] <= 1.0, held
         assert -1.0 <= held["eval/sampled_reward_mean"] <= 1.0, held
+        # pass@2: a question with a right sample counts once, so it is at least the per-sample rate
+        assert held["eval/sampled_exec_accuracy"] <= held["eval/sampled_pass_at_k"] <= 1.0, held
         trainer.config = config
     finally:
         trainer.shutdown()

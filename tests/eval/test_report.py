@@ -12,13 +12,14 @@ def test_report_has_tables_and_plots(tmp_path):
                         "kl_divergence": 0.01 * step, "grpo/zero_variance_frac": 0.3, "completion/len_mean": 40.0,
                         "time/generate": 1.0, "time/update": 0.5, "time/step": 2.0})
     records.append({"step": 5, "eval/exec_accuracy": 0.2, "eval/reward_mean": 0.15, "eval/runs_without_error": 0.6,
-                    "eval/sampled_exec_accuracy": 0.12, "eval/sampled_reward_mean": 0.3, "eval/n": 20})
+                    "eval/sampled_exec_accuracy": 0.12, "eval/sampled_reward_mean": 0.3, "eval/sampled_pass_at_k": 0.25,
+                    "eval/n": 20})
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
     report = write_training_report(tmp_path).read_text()
     assert "| reward/mean | 0.1000 | 0.5000 |" in report
-    assert "| step | accuracy | reward | runs without error | sampled accuracy | sampled reward | n |" in report
-    assert "| 5 | 0.200 | 0.150 | 0.600 | 0.120 | 0.300 | 20 |" in report
-    assert "| 0 | 0.100 | nan | 0.500 | nan | nan | 20 |" in report  # a metric an evaluation lacks is shown as such
+    assert "| step | accuracy | reward | runs without error | sampled accuracy | sampled reward | sampled pass@k | n |" in report
+    assert "| 5 | 0.200 | 0.150 | 0.600 | 0.120 | 0.300 | 0.250 | 20 |" in report
+    assert "| 0 | 0.100 | nan | 0.500 | nan | nan | nan | 20 |" in report  # a metric an evaluation lacks is shown as such
     for png in ("reward.png", "heldout_accuracy.png", "kl.png", "zero_variance.png", "completion_length.png", "time_per_phase.png"):
         assert (tmp_path / png).stat().st_size > 1000, png
         assert f"]({png})" in report
