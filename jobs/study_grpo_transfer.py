@@ -21,7 +21,6 @@ import argparse
 import json
 import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rl_sql.config import Config  # noqa: E402
 from rl_sql.data import format_prompt  # noqa: E402
 from rl_sql.data.loading import load_splits  # noqa: E402
-from rl_sql.data.normalize import normalize_sql  # noqa: E402
+from rl_sql.data.split import paraphrase_pairs  # noqa: E402
 from rl_sql.engine.driver import GRPOTrainer  # noqa: E402
 from rl_sql.engine.sampler import PromptSampler  # noqa: E402
 from rl_sql.engine.signals import exec_match  # noqa: E402
@@ -81,10 +80,7 @@ def main(argv: list[str]) -> dict:
             })
         if args.skip_pool:
             return _write(args.out, out)
-        by_query = defaultdict(list)
-        for e in rl:
-            by_query[(e.db_id, normalize_sql(e.answer))].append(e)
-        pairs = [g[:2] for g in by_query.values() if len(g) >= 2]
+        pairs = paraphrase_pairs(rl)
         pairs = random.Random(1).sample(pairs, min(args.pairs, len(pairs)))
         right = right_samples(trainer, [a for a, _ in pairs], 16)
         kept = [pair for pair, r in zip(pairs, right) if any(r)]

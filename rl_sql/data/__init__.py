@@ -13,7 +13,7 @@ from rl_sql.data.spider import (
     load_spider_split,
     resolve_spider_dir,
 )
-from rl_sql.data.split import TrainingSplits, split_by_database, split_examples, training_splits
+from rl_sql.data.split import TrainingSplits, paraphrase_pairs, split_by_database, split_examples, training_splits
 
 __all__ = [
     "EMBEDDED_SPIDER_DIR",
@@ -35,6 +35,7 @@ __all__ = [
     "normalize_question",
     "normalize_sql",
     "resolve_spider_dir",
+    "paraphrase_pairs",
     "split_by_database",
     "split_examples",
     "training_splits",

@@ -3,7 +3,8 @@
 Spider pairs several paraphrased questions with one gold query, so a plain random split
 of questions mostly measures memorization. ``split_examples`` groups examples by their
 normalized gold SQL and assigns whole groups, so no held-out gold query (in normal form)
-appears in training. ``split_by_database`` holds out whole databases (unseen schemas).
+appears in training. ``split_by_database`` holds out whole databases (unseen schemas). ``paraphrase_pairs`` finds
+the other side of that pairing: two questions with one gold query over one database.
 Both are deterministic for a seed and keep the input order within each side.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from rl_sql.data.example import SqlExample
-from rl_sql.data.normalize import normalize_sql
+from rl_sql.data.normalize import normalize_question, normalize_sql
 
 
 def _check_fraction(heldout_fraction: float) -> None:
@@ -101,3 +102,15 @@ def training_splits(
             f"and {len(rl)} for RL; both need some: pick a fraction strictly between 0 and 1 or add data"
         )
     return TrainingSplits(sft, rl, heldout)
+
+
+def paraphrase_pairs(examples: Sequence[SqlExample]) -> list[tuple[SqlExample, SqlExample]]:
+    """Pairs of differently worded questions with the same normalized gold SQL over the same
+    database (the first two differently worded ones of each such group, groups in input order);
+    no example is in two pairs. A study trains on one side and evaluates on the other (jobs/study_grpo_transfer.py)."""
+    groups: dict[tuple[str, str], list[SqlExample]] = defaultdict(list)
+    for ex in examples:
+        group = groups[(ex.db_id or "", normalize_sql(ex.answer))]
+        if len(group) < 2 and all(normalize_question(ex.question) != normalize_question(g.question) for g in group):
+            group.append(ex)
+    return [(g[0], g[1]) for g in groups.values() if len(g) == 2]

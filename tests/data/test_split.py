@@ -8,6 +8,7 @@ from rl_sql.data import (
     SqlExample,
     load_embedded_spider,
     normalize_sql,
+    paraphrase_pairs,
     split_by_database,
     split_examples,
     training_splits,
@@ -84,3 +85,23 @@ def test_rl_fraction_that_empties_a_side_is_a_clear_error():
                 SqlExample(id="y", question="r", context="CREATE TABLE t (a INT)", answer="SELECT a FROM t")]
     with pytest.raises(ValueError, match="rl_fraction"):
         training_splits(examples, 0.0, rl_fraction=0.5)
+
+
+def test_paraphrase_pairs_share_the_query_and_database_and_differ_in_wording(embedded):
+    pairs = paraphrase_pairs(embedded)
+    assert len(pairs) > 500  # Spider words most queries twice
+    for a, b in pairs:
+        assert a.db_id == b.db_id and normalize_sql(a.answer) == normalize_sql(b.answer)
+        assert a.question != b.question
+    ids = [ex.id for pair in pairs for ex in pair]
+    assert len(ids) == len(set(ids))
+
+
+def test_paraphrase_pairs_keep_databases_apart():
+    one = SqlExample(id="1", question="How many singers?", answer="SELECT count(*) FROM singer", context="", db_id="a")
+    two = SqlExample(id="2", question="Count the singers.", answer="select count(*) from singer", context="", db_id="b")
+    three = SqlExample(id="3", question="Number of singers?", answer="SELECT count(*) FROM singer", context="", db_id="a")
+    again = SqlExample(id="4", question="how many  SINGERS?", answer="SELECT count(*) FROM singer", context="", db_id="a")
+    assert paraphrase_pairs([one, two, three]) == [(one, three)]
+    assert paraphrase_pairs([one, again, two, three]) == [(one, three)]  # the same wording twice is no pair
+    assert paraphrase_pairs([one, two]) == []
