@@ -68,6 +68,8 @@ def main(argv: list[str]) -> dict:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     config = Config.load(args.config, [*args.overrides, f"train.out_dir={args.out}/grpo"])
+    if not config.train.max_steps:
+        raise SystemExit("set train.max_steps: the pool's GRPO run is a number of steps, not epochs of the GRPO split")
     _, rl, heldout = load_splits(config.data)
     trainer = GRPOTrainer(config, config.model.name_or_path, config.train.out_dir)
     out: dict = {}
@@ -90,7 +92,6 @@ def main(argv: list[str]) -> dict:
         print(f"pool: {len(pool)} of {len(pairs)} candidates; twins: {len(twins)}", flush=True)
         trainer.sampler = PromptSampler(pool, seed=config.train.seed)
         trainer.heldout = twins
-        trainer.total_steps = config.train.max_steps
         out["pool"], out["twins"] = len(pool), [h for h in trainer.fit() if "eval/exec_accuracy" in h]
         for h in out["twins"]:
             print("twins", json.dumps({k: round(v, 3) for k, v in h.items()}), flush=True)

@@ -3,9 +3,10 @@
 Spider pairs several paraphrased questions with one gold query, so a plain random split
 of questions mostly measures memorization. ``split_examples`` groups examples by their
 normalized gold SQL and assigns whole groups, so no held-out gold query (in normal form)
-appears in training. ``split_by_database`` holds out whole databases (unseen schemas). ``paraphrase_pairs`` finds
-the other side of that pairing: two questions with one gold query over one database.
+appears in training. ``split_by_database`` holds out whole databases (unseen schemas).
 Both are deterministic for a seed and keep the input order within each side.
+``paraphrase_pairs`` finds the other side of that pairing: two differently worded questions
+with one gold query over one database.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def pass_at_k(results: dict[int, list[RewardResult]]) -> float:
 
     GRPO can only reinforce right answers the policy samples, so pass@k of the starting policy
     bounds what sharpening the sampled distribution can add to its accuracy."""
-    groups = [results[i] for i in sorted(results) if results[i]]
+    groups = [group for group in results.values() if group]
     if not groups:
         return 0.0
     return fmean(any(exec_match(r) for r in group) for group in groups)
