@@ -68,7 +68,7 @@ def same_prompts(config: Config, steps: int) -> list:
     from rl_sql.data import load_splits
     from rl_sql.engine.sampler import PromptSampler
 
-    _, rl, _ = load_splits(config.data)
+    rl = load_splits(config.data).rl
     sampler = PromptSampler(rl, seed=config.train.seed)
     return [e for _ in range(steps) for e in sampler.next_batch(config.train.prompts_per_step)]
 

@@ -70,7 +70,7 @@ def main(argv: list[str]) -> dict:
     config = Config.load(args.config, [*args.overrides, f"train.out_dir={args.out}/grpo"])
     if not config.train.max_steps:
         raise SystemExit("set train.max_steps: the pool's GRPO run is a number of steps, not epochs of the GRPO split")
-    _, rl, heldout = load_splits(config.data)
+    _, rl, heldout, _ = load_splits(config.data)
     trainer = GRPOTrainer(config, config.model.name_or_path, config.train.out_dir)
     out: dict = {}
     try:

@@ -57,3 +57,15 @@ def test_yaml_round_trip(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(c.to_yaml())
     assert Config.load(path) == c
+
+
+def test_auto_dtype_resolves_for_this_machine():
+    import torch
+
+    fast_bf16 = torch.cuda.is_available() or torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    auto = Config.load("jobs/tiny_grpo.yaml").model
+    assert auto.dtype == "auto" and auto.resolved_dtype == ("bfloat16" if fast_bf16 else "float32")
+    for name in ("bfloat16", "float16", "float32"):  # an explicit dtype is kept wherever it runs
+        assert Config.load(None, [f"model.dtype={name}"]).model.resolved_dtype == name
+    with pytest.raises(ValueError, match="dtype"):
+        Config.load(None, ["model.dtype=int8"])

@@ -13,7 +13,14 @@ from rl_sql.data.spider import (
     load_spider_split,
     resolve_spider_dir,
 )
-from rl_sql.data.split import TrainingSplits, paraphrase_pairs, split_by_database, split_examples, training_splits
+from rl_sql.data.split import (
+    TrainingSplits,
+    hold_out_paraphrases,
+    paraphrase_pairs,
+    split_by_database,
+    split_examples,
+    training_splits,
+)
 
 __all__ = [
     "EMBEDDED_SPIDER_DIR",
@@ -26,6 +33,7 @@ __all__ = [
     "compact_schema",
     "deduplicate",
     "format_prompt",
+    "hold_out_paraphrases",
     "load_create_context",
     "load_embedded_spider",
     "load_examples",

@@ -47,7 +47,10 @@ def load_examples(data_cfg: DataConfig) -> list[SqlExample]:
 
 def load_splits(data_cfg: DataConfig) -> TrainingSplits:
     """``training_splits`` of ``load_examples(data_cfg)`` with the config's fractions and seed."""
-    return training_splits(load_examples(data_cfg), data_cfg.heldout_fraction, data_cfg.rl_fraction, data_cfg.seed)
+    return training_splits(
+        load_examples(data_cfg), data_cfg.heldout_fraction, data_cfg.rl_fraction, data_cfg.seed,
+        paraphrase_heldout=data_cfg.paraphrase_heldout,
+    )
 
 
 def deduplicate(examples: Sequence[SqlExample]) -> list[SqlExample]:

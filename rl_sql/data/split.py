@@ -6,7 +6,8 @@ normalized gold SQL and assigns whole groups, so no held-out gold query (in norm
 appears in training. ``split_by_database`` holds out whole databases (unseen schemas).
 Both are deterministic for a seed and keep the input order within each side.
 ``paraphrase_pairs`` finds the other side of that pairing: two differently worded questions
-with one gold query over one database.
+with one gold query over one database; ``hold_out_paraphrases`` holds one of each pair out of
+the GRPO prompts as a second evaluation set.
 """
 
 from __future__ import annotations
@@ -80,21 +81,36 @@ def split_by_database(
 
 
 class TrainingSplits(NamedTuple):
-    """What each stage sees: ``sft`` (supervised targets), ``rl`` (GRPO prompts), ``heldout`` (evaluation)."""
+    """What each stage sees: ``sft`` (supervised targets), ``rl`` (GRPO prompts), ``heldout``
+    (evaluation: no gold query of it anywhere in training) and ``paraphrases`` (a second evaluation
+    set, empty unless asked for: unseen questions whose gold query is a GRPO prompt's, see
+    ``hold_out_paraphrases``)."""
 
     sft: list[SqlExample]
     rl: list[SqlExample]
     heldout: list[SqlExample]
+    paraphrases: list[SqlExample] = []
 
 
 def training_splits(
-    examples: Sequence[SqlExample], heldout_fraction: float, rl_fraction: float = 0.0, seed: int = 0
+    examples: Sequence[SqlExample],
+    heldout_fraction: float,
+    rl_fraction: float = 0.0,
+    seed: int = 0,
+    paraphrase_heldout: bool = False,
 ) -> TrainingSplits:
     """Held-out split first (``split_examples``), then, when ``rl_fraction > 0``, the rest is split
     again the same way (seed + 1) into SFT and RL parts, so no RL gold query is an SFT target.
-    With ``rl_fraction == 0`` SFT and RL share the whole training split."""
+    With ``rl_fraction == 0`` SFT and RL share the whole training split. With
+    ``paraphrase_heldout`` (needs ``rl_fraction > 0``) one question of each paraphrase pair of the
+    RL part leaves it for ``paraphrases``."""
     train, heldout = split_examples(examples, heldout_fraction, seed)
     if rl_fraction <= 0.0:
+        if paraphrase_heldout:
+            raise ValueError(
+                "data.paraphrase_heldout needs data.rl_fraction > 0: with SFT on the whole training split "
+                "every paraphrase's gold query is an SFT target, so its accuracy would measure memorization"
+            )
         return TrainingSplits(train, list(train), heldout)
     sft, rl = split_examples(train, rl_fraction, seed + 1)
     if not sft or not rl:
@@ -102,7 +118,25 @@ def training_splits(
             f"data.rl_fraction={rl_fraction} splits {len(train)} training examples into {len(sft)} for SFT "
             f"and {len(rl)} for RL; both need some: pick a fraction strictly between 0 and 1 or add data"
         )
-    return TrainingSplits(sft, rl, heldout)
+    if not paraphrase_heldout:
+        return TrainingSplits(sft, rl, heldout)
+    rl, paraphrases = hold_out_paraphrases(rl)
+    if not paraphrases:
+        raise ValueError(
+            f"data.paraphrase_heldout: the {len(rl)} GRPO prompts hold no two differently worded questions "
+            "with one gold query over one database; turn it off for this data"
+        )
+    return TrainingSplits(sft, rl, heldout, paraphrases)
+
+
+def hold_out_paraphrases(examples: Sequence[SqlExample]) -> tuple[list[SqlExample], list[SqlExample]]:
+    """(kept, held out): the second question of each ``paraphrase_pairs`` pair is held out, the
+    rest kept in input order. Each held-out question is unseen, and its gold query is never shown
+    to the policy: its twin stays a GRPO prompt, whose gold only scores samples. So its accuracy
+    measures whether what GRPO learns from the reward carries to another wording of a question
+    (``heldout`` measures new queries)."""
+    out = {b.id for _, b in paraphrase_pairs(examples)}
+    return [ex for ex in examples if ex.id not in out], [ex for ex in examples if ex.id in out]
 
 
 def paraphrase_pairs(examples: Sequence[SqlExample]) -> list[tuple[SqlExample, SqlExample]]:

@@ -6,6 +6,7 @@ ties them together, times each phase, and checkpoints.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -24,7 +25,7 @@ from rl_sql.engine.monitoring import RunLogger
 from rl_sql.engine.placement import Placement, connect, place
 from rl_sql.engine.reward_pool import GroupRequest, RewardPool
 from rl_sql.engine.rollout_group import RolloutGroup
-from rl_sql.engine.signals import pass_at_k, reward_signals
+from rl_sql.engine.signals import exec_match, pass_at_k, reward_signals
 from rl_sql.engine.types import Completion, TrainBatch
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ class GRPOTrainer:
                         "are not, so the importance ratio starts below 1; use top_p=1 for an exact GRPO ratio",
                         config.rollout.top_p)
 
-        _, self.train_examples, self.heldout = load_splits(config.data)
-        self.heldout = self.heldout[: config.train.eval_examples]
+        splits = load_splits(config.data)
+        self.train_examples = splits.rl
+        self.heldout = splits.heldout[: config.train.eval_examples]
+        self.paraphrases = splits.paraphrases[: config.train.eval_examples]
         from rl_sql.engine.sampler import PromptSampler
 
         self.sampler = PromptSampler(self.train_examples, seed=config.train.seed)
@@ -116,7 +119,8 @@ class GRPOTrainer:
     def fit(self) -> list[dict[str, float]]:
         history = []
         if self.step == 0:
-            start = self.evaluate()
+            start = self.screen_prompts() if self.config.train.screen_samples else {}
+            start.update(self.evaluate())
             self.logger.log(0, start)
             history.append(start)
         while self.step < self.total_steps:
@@ -173,25 +177,65 @@ class GRPOTrainer:
             log.error("parity probe failed at step %d: mean |dlogp| %.4f > %.4f", self.step, worst, self.config.train.parity_tolerance)
         return {"parity/mean_abs_dlogp": worst, "parity/ok": float(ok)}
 
+    def screen_prompts(self) -> dict[str, float]:
+        """Keep the GRPO prompts the policy answers sometimes, not always: ``train.screen_samples``
+        samples each at the rollout temperature. A group whose samples are all right or all wrong
+        carries no execution signal, and from a weak start most are all wrong. The kept ids go to
+        ``screen.json`` in the run folder (``--resume`` reads them back)."""
+        n, examples = self.config.train.screen_samples, self.sampler.examples
+        prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in examples]
+        _, results, phase = self._generate_and_score(examples, prompts, n)
+        right = [sum(map(exec_match, results[i])) for i in range(len(examples))]
+        kept = [e for e, k in zip(examples, right) if 0 < k < n]
+        summary = {"screen/prompts": len(examples), "screen/kept": len(kept), "screen/never_right": right.count(0),
+                   "screen/always_right": right.count(n), "time/screen": phase["generate"] + phase["score"]}
+        log.info("prompt screen (%d samples each): kept %d of %d GRPO prompts; %d never right, %d always right (%.0f s)",
+                 n, len(kept), len(examples), summary["screen/never_right"], summary["screen/always_right"], summary["time/screen"])
+        if not kept:
+            raise RuntimeError(
+                f"train.screen_samples={n}: none of the {len(examples)} GRPO prompts had both right and wrong samples "
+                "(the policy answers none of them, or all); raise train.screen_samples, or set it to 0 to train on every prompt"
+            )
+        (self.run_dir / SCREEN_FILE).write_text(json.dumps({**summary, "kept_ids": [e.id for e in kept]}, indent=1))
+        self._use_prompts(kept)
+        return {k: float(v) for k, v in summary.items()}
+
+    def _use_prompts(self, examples: list[SqlExample]) -> None:
+        from rl_sql.engine.sampler import PromptSampler
+
+        self.train_examples = examples
+        self.sampler = PromptSampler(examples, seed=self.config.train.seed)
+        if not self.config.train.max_steps:
+            self.total_steps = math.ceil(self.config.train.epochs * len(examples) / self.config.train.prompts_per_step)
+            if getattr(self, "logger", None) is not None:
+                self.logger.set_total(self.total_steps)
+
     def evaluate(self) -> dict[str, float]:
-        """Held-out execution accuracy (unseen questions over the training databases): greedy, and
-        with ``train.eval_samples`` also sampled at the rollout temperature, and pass@k over those
+        """Execution accuracy on the held-out questions (unseen, with gold SQL that is nowhere in
+        training: ``eval/*``) and, with ``data.paraphrase_heldout``, on unseen rewordings of GRPO
+        prompts (their gold never shown: ``eval/paraphrase_*``). Greedy, and with
+        ``train.eval_samples`` also sampled at the rollout temperature, with pass@k over those
         samples (the share of questions with a right sample: what GRPO's sharpening can reach)."""
-        if not self.heldout:
-            return {}
-        prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in self.heldout]
-        passes = {"eval/": (1, {"temperature": 0.0})}
+        out: dict[str, float] = {}
+        for prefix, examples in (("eval/", self.heldout), ("eval/paraphrase_", self.paraphrases)):
+            if examples:
+                out.update(self._evaluate_set(prefix, examples))
+        return out
+
+    def _evaluate_set(self, prefix: str, examples: list[SqlExample]) -> dict[str, float]:
+        prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in examples]
+        passes = {"": (1, {"temperature": 0.0})}
         if self.config.train.eval_samples:
-            passes["eval/sampled_"] = (self.config.train.eval_samples, {})
-        out = {"eval/n": float(len(self.heldout))}
-        for prefix, (n, sampling) in passes.items():
-            completions, results, _ = self._generate_and_score(self.heldout, prompts, n, **sampling)
+            passes["sampled_"] = (self.config.train.eval_samples, {})
+        out = {f"{prefix}n": float(len(examples))}
+        for kind, (n, sampling) in passes.items():
+            completions, results, _ = self._generate_and_score(examples, prompts, n, **sampling)
             signals = reward_signals(results, completions)
-            out.update({f"{prefix}exec_accuracy": signals["reward/exec_match"],
-                        f"{prefix}reward_mean": signals["reward/mean"],
-                        f"{prefix}runs_without_error": signals["sql/runs_frac"]})
+            out.update({f"{prefix}{kind}exec_accuracy": signals["reward/exec_match"],
+                        f"{prefix}{kind}reward_mean": signals["reward/mean"],
+                        f"{prefix}{kind}runs_without_error": signals["sql/runs_frac"]})
             if n > 1:
-                out[f"{prefix}pass_at_k"] = pass_at_k(results)
+                out[f"{prefix}{kind}pass_at_k"] = pass_at_k(results)
         return out
 
     # ------------------------------------------------------------------ state
@@ -210,6 +254,8 @@ class GRPOTrainer:
         self.learner.load_checkpoint(str(ckpt / "learner"))
         state = checkpoint.load_state(ckpt)
         self.step = state["step"]
+        if self.config.train.screen_samples:
+            self._use_prompts(_screened(self.run_dir / SCREEN_FILE, self.train_examples))
         self.sampler.load_state_dict(state["sampler"])
         self._push()
         log.info("resumed from %s at step %d (data epoch %.2f)", ckpt, self.step, self.sampler.epochs_done)
@@ -223,6 +269,21 @@ class GRPOTrainer:
         self.rollouts.shutdown()
         self.learner.shutdown()
         self.placement.release()
+
+
+SCREEN_FILE = "screen.json"
+
+
+def _screened(path: Path, examples: list[SqlExample]) -> list[SqlExample]:
+    """The prompts a run's screen kept, in their original order."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume with train.screen_samples: {path} (the prompt screen's result) is missing")
+    kept = set(json.loads(path.read_text())["kept_ids"])
+    found = [e for e in examples if e.id in kept]
+    if len(found) != len(kept):
+        raise ValueError(f"--resume: {len(kept) - len(found)} of the {len(kept)} screened prompts in {path} are not "
+                         "in this config's GRPO split; resume with the config the run started with")
+    return found
 
 
 def _train_batch(completions: list[list[Completion]], advantages_PG: torch.Tensor, skip: torch.Tensor | None) -> TrainBatch:

@@ -146,7 +146,7 @@ class LearnerWorker:
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
         cfg = self.config
-        dtype = _DTYPES[cfg.model.dtype]
+        dtype = _DTYPES[cfg.model.resolved_dtype]
         quantized = cfg.model.quantization != "none"
         if quantized and not cfg.lora.enabled:
             raise ValueError("model.quantization 4bit/8bit needs lora.enabled=true (QLoRA trains an adapter on a frozen quantized base)")
@@ -210,8 +210,8 @@ class LearnerWorker:
             "train_batch_size": lc.per_device_batch_size * lc.gradient_accumulation_steps * self.world_size,
             "gradient_clipping": lc.max_grad_norm,
             "zero_optimization": {"stage": lc.zero_stage},
-            "bf16": {"enabled": self.config.model.dtype == "bfloat16"},
-            "fp16": {"enabled": self.config.model.dtype == "float16"},
+            "bf16": {"enabled": self.config.model.resolved_dtype == "bfloat16"},
+            "fp16": {"enabled": self.config.model.resolved_dtype == "float16"},
             "zero_allow_untested_optimizer": True,  # torch AdamW: no cpu_adam/fused_adam build
             "wall_clock_breakdown": False,
             "steps_per_print": 10**9,
@@ -341,7 +341,7 @@ class LearnerWorker:
     def _grad_norm_before_step(self) -> float | None:
         """Without ZeRO and mixed precision DeepSpeed clips but does not record the norm: compute it
         (gradients are already averaged over ranks at the boundary). None: DeepSpeed records it."""
-        if self.config.learner.zero_stage != 0 or self.config.model.dtype != "float32":
+        if self.config.learner.zero_stage != 0 or self.config.model.resolved_dtype != "float32":
             return None
         grads = [p.grad for p in self._trainable if p.grad is not None]
         return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
@@ -422,7 +422,7 @@ class LearnerWorker:
             from peft import PeftModel
             from transformers import AutoModelForCausalLM
 
-            base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=_DTYPES[self.config.model.dtype])
+            base = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=_DTYPES[self.config.model.resolved_dtype])
             merged_model = PeftModel.from_pretrained(base, saved["adapter"]).merge_and_unload()
             merged_model.save_pretrained(str(out / "merged"))
             _save_tokenizer(self.model_path, out / "merged")

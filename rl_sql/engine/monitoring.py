@@ -39,6 +39,11 @@ class RunLogger:
 
             self.bar = tqdm(total=total_steps, initial=start_step, desc="grpo", unit="step", dynamic_ncols=True)
 
+    def set_total(self, total_steps: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total_steps
+            self.bar.refresh()
+
     def log(self, step: int, metrics: dict[str, float]) -> None:
         record = {"step": step, **metrics}
         self.jsonl.write(json.dumps(record) + "\n")

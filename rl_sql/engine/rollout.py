@@ -173,7 +173,7 @@ def _engine_args(config: Config, model_path: str, worker_index: int, *, merging:
     args = dict(
         model=model_path,
         # merged weights stay float32: a small LoRA update added to bf16 weights is mostly rounded away
-        dtype="float32" if merging else config.model.dtype,
+        dtype="float32" if merging else config.model.resolved_dtype,
         seed=config.train.seed + worker_index,
         max_model_len=rc.max_model_len,
         enforce_eager=rc.enforce_eager or not on_gpu(),

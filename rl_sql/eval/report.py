@@ -16,6 +16,9 @@ PLOTS = {
     "heldout_accuracy.png": ("Held-out questions: accuracy, reward, SQL that runs", [
         "eval/exec_accuracy", "eval/reward_mean", "eval/runs_without_error",
         "eval/sampled_exec_accuracy", "eval/sampled_reward_mean", "eval/sampled_pass_at_k"]),
+    "paraphrase_accuracy.png": ("Unseen rewordings of GRPO prompts: accuracy, reward, SQL that runs", [
+        "eval/paraphrase_exec_accuracy", "eval/paraphrase_reward_mean", "eval/paraphrase_runs_without_error",
+        "eval/paraphrase_sampled_exec_accuracy", "eval/paraphrase_sampled_reward_mean", "eval/paraphrase_sampled_pass_at_k"]),
     "train_exec_match.png": ("Training samples: execution match and SQL that runs", ["reward/exec_match", "sql/runs_frac"]),
     "kl.png": ("KL to the reference (k3)", ["kl_divergence"]),
     "zero_variance.png": ("Fraction of zero-variance groups", ["grpo/zero_variance_frac"]),
@@ -55,22 +58,14 @@ def write_training_report(run_dir: str | Path) -> Path:
             if key in last:
                 lines.append(f"| {key} | {train[0].get(key, float('nan')):.4f} | {last[key]:.4f} |")
         lines.append("")
-    if evals:
-        columns = [("eval/exec_accuracy", "accuracy"), ("eval/reward_mean", "reward"),
-                   ("eval/runs_without_error", "runs without error")]
-        if any("eval/sampled_exec_accuracy" in r for r in evals):
-            columns += [("eval/sampled_exec_accuracy", "sampled accuracy"), ("eval/sampled_reward_mean", "sampled reward")]
-        if any("eval/sampled_pass_at_k" in r for r in evals):
-            columns += [("eval/sampled_pass_at_k", "sampled pass@k")]
-        lines += [
-            "## Held-out questions (greedy; sampled = at the rollout temperature)", "",
-            "| step | " + " | ".join(name for _, name in columns) + " | n |",
-            "|---|" + "---|" * len(columns) + "---|",
-        ]
-        for r in evals:
-            cells = " | ".join(f"{r.get(key, float('nan')):.3f}" for key, _ in columns)
-            lines.append(f"| {r['step']} | {cells} | {int(r.get('eval/n', 0))} |")
-        lines.append("")
+    screen = next((r for r in records if "screen/kept" in r), None)
+    if screen:
+        lines += [f"Prompt screen: {int(screen['screen/kept'])} of {int(screen['screen/prompts'])} GRPO prompts kept "
+                  f"(both right and wrong samples); {int(screen['screen/never_right'])} never right, "
+                  f"{int(screen['screen/always_right'])} always right.", ""]
+    lines += _eval_table(evals, "eval/", "Held-out questions (unseen, gold SQL nowhere in training)")
+    lines += _eval_table([r for r in records if "eval/paraphrase_exec_accuracy" in r], "eval/paraphrase_",
+                         "Unseen rewordings of GRPO prompts (gold SQL never shown)")
     lines += ["## Plots", ""]
     for name, (title, keys) in PLOTS.items():
         drawn = _plot(run_dir / name, title, records, keys)
@@ -79,6 +74,25 @@ def write_training_report(run_dir: str | Path) -> Path:
     report = run_dir / "report.md"
     report.write_text("\n".join(lines))
     return report
+
+
+def _eval_table(evals: list[dict], prefix: str, title: str) -> list[str]:
+    if not evals:
+        return []
+    columns = [("exec_accuracy", "accuracy"), ("reward_mean", "reward"), ("runs_without_error", "runs without error")]
+    if any(f"{prefix}sampled_exec_accuracy" in r for r in evals):
+        columns += [("sampled_exec_accuracy", "sampled accuracy"), ("sampled_reward_mean", "sampled reward")]
+    if any(f"{prefix}sampled_pass_at_k" in r for r in evals):
+        columns += [("sampled_pass_at_k", "sampled pass@k")]
+    lines = [
+        f"## {title} (greedy; sampled = at the rollout temperature)", "",
+        "| step | " + " | ".join(name for _, name in columns) + " | n |",
+        "|---|" + "---|" * len(columns) + "---|",
+    ]
+    for r in evals:
+        cells = " | ".join(f"{r.get(prefix + key, float('nan')):.3f}" for key, _ in columns)
+        lines.append(f"| {r['step']} | {cells} | {int(r.get(prefix + 'n', 0))} |")
+    return [*lines, ""]
 
 
 def _plot(path: Path, title: str, records: list[dict], keys: list[str]) -> bool:

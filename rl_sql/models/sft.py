@@ -13,7 +13,7 @@ batched by length into batches of about ``sft.batch_tokens`` tokens, padding inc
 bucketing instead of concatenation, so no sequence attends to another and little compute goes
 to padding. AdamW, linear warmup then cosine decay to 2% of ``sft.learning_rate`` over
 ``sft.epochs``, or over ``sft.max_minutes`` when that budget ends first. bf16 autocast when
-``model.dtype`` is bfloat16; the master weights stay fp32 and are saved in ``model.dtype``.
+``model.dtype`` resolves to bfloat16; the master weights stay fp32 and are saved in that dtype.
 
 The result is cached: an output folder trained from the same recipe and the same training
 examples (a fingerprint in ``sft_fingerprint.json``) is returned without retraining.
@@ -66,7 +66,7 @@ def fingerprint(config: Config, train: list[SqlExample]) -> str:
         "model": config.model.model_dump(mode="json", exclude={"name_or_path", "quantization", "max_prompt_tokens"}),
         "base": config.model.name_or_path if config.model.init == "pretrained" else None,
         "lora": config.lora.model_dump(mode="json") if config.model.init == "pretrained" else None,
-        "data": config.data.model_dump(mode="json"),
+        "data": config.data.model_dump(mode="json", exclude={"paraphrase_heldout"}),  # GRPO-side only
         "sft": config.sft.model_dump(mode="json", exclude={"output_dir"}),
         "seed": config.train.seed,
         "train": hashlib.sha256(
@@ -79,7 +79,7 @@ def fingerprint(config: Config, train: list[SqlExample]) -> str:
 def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
     """Train (or reuse) the SFT policy; returns its folder (config.json, model.safetensors, tokenizer)."""
     out = Path(out_dir or config.sft.output_dir)
-    train, _, heldout = load_splits(config.data)
+    train, _, heldout, _ = load_splits(config.data)
     key = fingerprint(config, train)
     stamp = out / FINGERPRINT
     if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") == key and (out / "config.json").is_file():
@@ -98,7 +98,7 @@ def run_sft(config: Config, out_dir: str | Path | None = None) -> Path:
     from rl_sql.models.tiny import save_policy
 
     out.mkdir(parents=True, exist_ok=True)
-    save_policy(model.to("cpu", _DTYPES[config.model.dtype]), tokenizer, out)
+    save_policy(model.to("cpu", _DTYPES[config.model.resolved_dtype]), tokenizer, out)
     metrics.update(train_examples=len(train), heldout_examples=len(heldout))
     (out / METRICS).write_text(json.dumps(metrics, indent=2))
     stamp.write_text(json.dumps({"fingerprint": key, "train_examples": len(train), "heldout_examples": len(heldout)}))
@@ -136,7 +136,7 @@ def continue_sft(config: Config, policy: str | Path, out_dir: str | Path, *, sec
                               pad_id=tokenizer.pad_token_id, device=device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_policy(model.to("cpu", _DTYPES[config.model.dtype]), tokenizer, out)
+    save_policy(model.to("cpu", _DTYPES[config.model.resolved_dtype]), tokenizer, out)
     (out / METRICS).write_text(json.dumps({**metrics, "continued_from": str(policy), "lr_scale": lr_scale}, indent=2))
     log.info("SFT continued for %.0f s: wrote %s (loss %.3f -> %.3f)", seconds, out,
              metrics["loss_first"], metrics["loss_last"])
@@ -163,7 +163,7 @@ def _initial_model(config: Config, train: list[SqlExample], device: torch.device
     path = resolve_model_path(config.model.name_or_path)
     tokenizer = load_tokenizer(path, trust_remote_code=config.model.trust_remote_code)
     # fp32 on CPU (autocast does the bf16 math); the configured dtype on a GPU.
-    dtype = _DTYPES[config.model.dtype] if device.type == "cuda" else torch.float32
+    dtype = _DTYPES[config.model.resolved_dtype] if device.type == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=config.model.trust_remote_code)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -235,7 +235,7 @@ def train_sequences(config: Config, model, sequences: list[SftSequence], *, pad_
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=sc.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, min(100, total_steps // 20))
-    autocast = config.model.dtype == "bfloat16"
+    autocast = config.model.resolved_dtype == "bfloat16"
     model.train()
     start, step, tokens, padded_tokens, target_tokens = time.perf_counter(), 0, 0, 0, 0
     losses: list[float] = []

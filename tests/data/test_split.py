@@ -8,6 +8,8 @@ from rl_sql.data import (
     SqlExample,
     load_embedded_spider,
     normalize_sql,
+    hold_out_paraphrases,
+    normalize_question,
     paraphrase_pairs,
     split_by_database,
     split_examples,
@@ -67,7 +69,7 @@ def test_zero_fraction_keeps_everything_in_training(embedded):
 
 
 def test_rl_fraction_keeps_grpo_questions_out_of_sft(embedded):
-    sft, rl, heldout = training_splits(embedded, 0.1, rl_fraction=0.5, seed=0)
+    sft, rl, heldout, _ = training_splits(embedded, 0.1, rl_fraction=0.5, seed=0)
     assert heldout == split_examples(embedded, 0.1, seed=0)[1]  # the held-out split does not move
     assert len(sft) + len(rl) + len(heldout) == len(embedded)
     assert 0.45 <= len(rl) / (len(sft) + len(rl)) <= 0.55
@@ -76,7 +78,7 @@ def test_rl_fraction_keeps_grpo_questions_out_of_sft(embedded):
 
 
 def test_zero_rl_fraction_shares_the_training_split(embedded):
-    sft, rl, heldout = training_splits(embedded, 0.1, rl_fraction=0.0, seed=0)
+    sft, rl, heldout, _ = training_splits(embedded, 0.1, rl_fraction=0.0, seed=0)
     assert [e.id for e in sft] == [e.id for e in rl] == [e.id for e in split_examples(embedded, 0.1, seed=0)[0]]
 
 
@@ -105,3 +107,38 @@ def test_paraphrase_pairs_keep_databases_apart():
     assert paraphrase_pairs([one, two, three]) == [(one, three)]
     assert paraphrase_pairs([one, again, two, three]) == [(one, three)]  # the same wording twice is no pair
     assert paraphrase_pairs([one, two]) == []
+
+
+def test_hold_out_paraphrases_keeps_one_wording_of_each_query_for_grpo():
+    one = SqlExample(id="1", question="How many singers?", answer="SELECT count(*) FROM singer", context="", db_id="a")
+    two = SqlExample(id="2", question="Count the singers.", answer="select count(*) from singer", context="", db_id="a")
+    three = SqlExample(id="3", question="Number of singers?", answer="SELECT count(*) FROM singer", context="", db_id="a")
+    alone = SqlExample(id="4", question="List the names.", answer="SELECT name FROM singer", context="", db_id="a")
+    kept, out = hold_out_paraphrases([one, alone, two, three])
+    assert out == [two]  # a group of three keeps two wordings; a query worded once stays
+    assert kept == [one, alone, three]
+
+
+def test_paraphrase_heldout_moves_grpo_rewordings_only(embedded):
+    base = training_splits(embedded, 0.1, rl_fraction=0.5, seed=0)
+    sft, rl, heldout, para = training_splits(embedded, 0.1, rl_fraction=0.5, seed=0, paraphrase_heldout=True)
+    assert sft == base.sft and heldout == base.heldout and base.paraphrases == []
+    assert len(para) > 100 and sorted(e.id for e in rl + para) == sorted(e.id for e in base.rl)
+    assert not {e.id for e in rl} & {e.id for e in para}
+    # every held-out rewording has its gold query, over its database, in another wording among the GRPO prompts ...
+    grpo = {}
+    for e in rl:
+        grpo.setdefault((e.db_id, normalize_sql(e.answer)), set()).add(normalize_question(e.question))
+    for e in para:
+        wordings = grpo[(e.db_id, normalize_sql(e.answer))]
+        assert wordings - {normalize_question(e.question)}, e
+    # ... and never as an SFT target
+    assert not {normalize_sql(e.answer) for e in sft} & {normalize_sql(e.answer) for e in para}
+
+
+def test_paraphrase_heldout_needs_an_rl_split_and_pairs(embedded):
+    with pytest.raises(ValueError, match="rl_fraction > 0"):
+        training_splits(embedded, 0.1, rl_fraction=0.0, paraphrase_heldout=True)
+    examples = [SqlExample(id=str(i), question=f"q{i}", context="", answer=f"SELECT {i}", db_id="a") for i in range(4)]
+    with pytest.raises(ValueError, match="paraphrase_heldout"):
+        training_splits(examples, 0.0, rl_fraction=0.5, paraphrase_heldout=True)

@@ -2,6 +2,8 @@
 pool, DeepSpeed ZeRO learner with LoRA; several steps, parity after each push, a killed
 reward actor, and resuming from a checkpoint."""
 
+import json
+
 import pytest
 import ray
 import torch
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grpo")
-    config = Config.load("jobs/tiny_grpo.yaml", tiny_overrides(tmp))
+    config = Config.load("jobs/tiny_grpo.yaml", [*tiny_overrides(tmp), "data.paraphrase_heldout=true"])
     policy = str(run_sft(config))
     ray.init(num_cpus=2, include_dashboard=False)
     yield config, policy, tmp
@@ -66,6 +68,10 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         assert -1.0 <= held["eval/sampled_reward_mean"] <= 1.0, held
         # pass@2: a question with a right sample counts once, so it is at least the per-sample rate
         assert held["eval/sampled_exec_accuracy"] <= held["eval/sampled_pass_at_k"] <= 1.0, held
+        # the second set: unseen rewordings of GRPO prompts (data.paraphrase_heldout)
+        assert held["eval/paraphrase_n"] == len(trainer.paraphrases) > 0
+        assert not {e.id for e in trainer.paraphrases} & {e.id for e in trainer.train_examples}
+        assert 0.0 <= held["eval/paraphrase_exec_accuracy"] <= held["eval/paraphrase_sampled_pass_at_k"] <= 1.0, held
         trainer.config = config
     finally:
         trainer.shutdown()
@@ -79,3 +85,43 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         assert resumed.sampler.state_dict()["consumed"] == 3 * config.train.prompts_per_step
     finally:
         resumed.shutdown()
+
+
+
+def test_prompt_screen_keeps_mixed_groups_and_resume_reads_it_back(setup):
+    """The screen keeps the prompts with both right and wrong samples, and a resumed run trains on
+    the same kept prompts. GRPO prompts are the SFT questions here (rl_fraction 0) of a policy trained
+    long on few of them, which it answers sometimes, so the screen has something to keep and to drop."""
+    _, _, tmp = setup
+    config = Config.load("jobs/tiny_grpo.yaml", [
+        *tiny_overrides(tmp), "data.rl_fraction=0", "data.max_examples=48", "data.heldout_fraction=0.1",
+        "sft.epochs=30", "sft.batch_tokens=1024", f"sft.output_dir={tmp}/sft_few", f"model.name_or_path={tmp}/sft_few",
+        "train.screen_samples=6", "train.checkpoint_every=1"])
+    policy = str(run_sft(config))
+    run = tmp / "screened"
+    trainer = GRPOTrainer(config, policy, run)
+    try:
+        candidates = list(trainer.train_examples)
+        screen = trainer.screen_prompts()
+        assert screen["screen/prompts"] == len(candidates)
+        assert screen["screen/kept"] + screen["screen/never_right"] + screen["screen/always_right"] == len(candidates)
+        assert 0 < screen["screen/kept"] < len(candidates), screen
+        kept = trainer.train_examples
+        assert len(kept) == screen["screen/kept"] and trainer.sampler.examples == kept
+        assert [e.id for e in kept] == [e.id for e in candidates if e in kept]  # original order
+        saved = json.loads((run / "screen.json").read_text())
+        assert saved["kept_ids"] == [e.id for e in kept]
+        assert trainer.train_step()["grpo/trained_sequences"] > 0
+        cursor = trainer.sampler.state_dict()
+    finally:
+        trainer.shutdown()
+    resumed = GRPOTrainer(config, policy, run, resume=True)
+    try:
+        assert resumed.step == 1
+        assert [e.id for e in resumed.train_examples] == saved["kept_ids"]
+        assert resumed.sampler.state_dict() == cursor
+    finally:
+        resumed.shutdown()
+    (run / "screen.json").unlink()
+    with pytest.raises(FileNotFoundError, match="screen.json"):
+        GRPOTrainer(config, policy, run, resume=True)

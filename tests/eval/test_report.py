@@ -6,7 +6,10 @@ from rl_sql.eval.report import write_training_report
 
 
 def test_report_has_tables_and_plots(tmp_path):
-    records = [{"step": 0, "eval/exec_accuracy": 0.1, "eval/runs_without_error": 0.5, "eval/n": 20}]
+    records = [{"step": 0, "eval/exec_accuracy": 0.1, "eval/runs_without_error": 0.5, "eval/n": 20,
+                "screen/prompts": 300.0, "screen/kept": 25.0, "screen/never_right": 270.0, "screen/always_right": 5.0,
+                "eval/paraphrase_exec_accuracy": 0.3, "eval/paraphrase_reward_mean": 0.2,
+                "eval/paraphrase_runs_without_error": 0.7, "eval/paraphrase_n": 40}]
     for step in range(1, 6):
         records.append({"step": step, "reward/mean": 0.1 * step, "reward/std": 0.2, "reward/execution": 0.05 * step,
                         "kl_divergence": 0.01 * step, "grpo/zero_variance_frac": 0.3, "completion/len_mean": 40.0,
@@ -20,6 +23,10 @@ def test_report_has_tables_and_plots(tmp_path):
     assert "| step | accuracy | reward | runs without error | sampled accuracy | sampled reward | sampled pass@k | n |" in report
     assert "| 5 | 0.200 | 0.150 | 0.600 | 0.120 | 0.300 | 0.250 | 20 |" in report
     assert "| 0 | 0.100 | nan | 0.500 | nan | nan | nan | 20 |" in report  # a metric an evaluation lacks is shown as such
+    assert "Prompt screen: 25 of 300 GRPO prompts kept (both right and wrong samples); 270 never right, 5 always right." in report
+    rewordings = report[report.index("## Unseen rewordings"):]
+    assert "| 0 | 0.300 | 0.200 | 0.700 | 40 |" in rewordings and "| 5 |" not in rewordings.split("## Plots")[0]
+    assert (tmp_path / "paraphrase_accuracy.png").stat().st_size > 1000
     for png in ("reward.png", "heldout_accuracy.png", "kl.png", "zero_variance.png", "completion_length.png", "time_per_phase.png"):
         assert (tmp_path / png).stat().st_size > 1000, png
         assert f"]({png})" in report
