@@ -31,7 +31,7 @@ from rl_sql.data import format_prompt, load_examples  # noqa: E402
 
 # The data the published figures were measured on (whole-database schemas in the prompt, every
 # training question a GRPO prompt); the tiny recipe has since changed both, for learning, not speed.
-BENCH_DATA = ["data.context_scope=database", "data.rl_fraction=0"]
+BENCH_DATA = ["data.context_scope=database", "data.rl_fraction=0", "data.paraphrase_heldout=false"]
 
 
 def build_model(out: Path, hidden: int, layers: int, heads: int, vocab: int) -> tuple[str, int]:
@@ -52,7 +52,7 @@ def overrides(args, policy: str, tmp: Path) -> list[str]:
     return [
         *BENCH_DATA,
         f"model.name_or_path={policy}", "model.init=pretrained", "model.dtype=float32",
-        "train.sft_first=false", f"train.prompts_per_step={args.prompts}", f"grpo.num_generations={args.generations}",
+        "train.sft_first=false", "train.screen_samples=0", f"train.prompts_per_step={args.prompts}", f"grpo.num_generations={args.generations}",
         f"rollout.max_new_tokens={args.max_new_tokens}", "rollout.temperature=1.0",
         "grpo.skip_zero_variance_groups=false", "train.parity_every=0", "train.checkpoint_every=100000",
         f"learner.per_device_batch_size={args.prompts * args.generations}", "learner.gradient_accumulation_steps=1",

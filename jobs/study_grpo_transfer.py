@@ -67,7 +67,9 @@ def main(argv: list[str]) -> dict:
     p.add_argument("--skip-pool", action="store_true", help="measure pass@k only")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
-    config = Config.load(args.config, [*args.overrides, f"train.out_dir={args.out}/grpo"])
+    # the study picks its own pool and evaluation set: no prompt screen, no second held-out set
+    fixed = ["train.screen_samples=0", "data.paraphrase_heldout=false"]
+    config = Config.load(args.config, [*fixed, *args.overrides, f"train.out_dir={args.out}/grpo"])
     if not config.train.max_steps:
         raise SystemExit("set train.max_steps: the pool's GRPO run is a number of steps, not epochs of the GRPO split")
     _, rl, heldout, _ = load_splits(config.data)

@@ -62,6 +62,10 @@ def main() -> None:
     trainer = GRPOTrainer(config, sft_policy, out / "grpo")
     grpo_seconds = 0.0
     try:
+        if config.train.screen_samples:  # the recipe's prompt screen is part of GRPO's cost
+            start = time.perf_counter()
+            trainer.screen_prompts()
+            grpo_seconds += time.perf_counter() - start
         while trainer.step < trainer.total_steps:
             start = time.perf_counter()
             trainer.train_step()

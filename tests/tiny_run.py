@@ -22,6 +22,9 @@ def tiny_overrides(tmp: Path) -> list[str]:
         "learner.gradient_accumulation_steps=2",
         "learner.torch_threads=1",
         "train.eval_examples=8",
+        # this seconds-long policy answers no GRPO prompt, so the recipe's screen would keep none;
+        # test_driver_on_cpu screens with a policy that answers some
+        "train.screen_samples=0",
         "train.parity_every=1",
         "train.checkpoint_every=2",
         f"train.out_dir={tmp}/run",

@@ -94,7 +94,7 @@ def test_prompt_screen_keeps_mixed_groups_and_resume_reads_it_back(setup):
     long on few of them, which it answers sometimes, so the screen has something to keep and to drop."""
     _, _, tmp = setup
     config = Config.load("jobs/tiny_grpo.yaml", [
-        *tiny_overrides(tmp), "data.rl_fraction=0", "data.max_examples=48", "data.heldout_fraction=0.1",
+        *tiny_overrides(tmp), "data.rl_fraction=0", "data.paraphrase_heldout=false", "data.max_examples=48", "data.heldout_fraction=0.1",
         "sft.epochs=30", "sft.batch_tokens=1024", f"sft.output_dir={tmp}/sft_few", f"model.name_or_path={tmp}/sft_few",
         "train.screen_samples=6", "train.checkpoint_every=1"])
     policy = str(run_sft(config))
