@@ -228,6 +228,7 @@ class GRPOTrainer:
         if self.config.train.eval_samples:
             passes["sampled_"] = (self.config.train.eval_samples, {})
         out = {f"{prefix}n": float(len(examples))}
+        verdicts: dict[str, list[float]] = {}
         for kind, (n, sampling) in passes.items():
             completions, results, _ = self._generate_and_score(examples, prompts, n, **sampling)
             signals = reward_signals(results, completions)
@@ -236,6 +237,10 @@ class GRPOTrainer:
                         f"{prefix}{kind}runs_without_error": signals["sql/runs_frac"]})
             if n > 1:
                 out[f"{prefix}{kind}pass_at_k"] = pass_at_k(results)
+            verdicts[kind or "greedy"] = [sum(map(exec_match, results[i])) / n for i in range(len(examples))]
+        record = {"step": self.step, "set": prefix, "ids": [e.id for e in examples], **verdicts}
+        with open(self.run_dir / VERDICTS_FILE, "a") as f:  # per question, for the report's paired CIs
+            f.write(json.dumps(record) + "\n")
         return out
 
     # ------------------------------------------------------------------ state
@@ -272,6 +277,7 @@ class GRPOTrainer:
 
 
 SCREEN_FILE = "screen.json"
+VERDICTS_FILE = "eval_verdicts.jsonl"
 
 
 def _screened(path: Path, examples: list[SqlExample]) -> list[SqlExample]:

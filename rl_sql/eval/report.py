@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from rl_sql.eval.stats import paired_difference_ci  # noqa: E402
+
 # plot file -> (title, [metric keys])
 PLOTS = {
     "reward.png": ("Reward (mean, std and components)", ["reward/mean", "reward/std", "reward/syntax", "reward/execution", "reward/semantic"]),
@@ -32,6 +34,12 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run directory?")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_verdicts(run_dir: str | Path) -> list[dict]:
+    """Per-question verdicts of each held-out evaluation (``eval_verdicts.jsonl``; empty for older runs)."""
+    path = Path(run_dir) / "eval_verdicts.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
@@ -63,9 +71,10 @@ def write_training_report(run_dir: str | Path) -> Path:
         lines += [f"Prompt screen: {int(screen['screen/kept'])} of {int(screen['screen/prompts'])} GRPO prompts kept "
                   f"(both right and wrong samples); {int(screen['screen/never_right'])} never right, "
                   f"{int(screen['screen/always_right'])} always right.", ""]
-    lines += _eval_table(evals, "eval/", "Held-out questions (unseen, gold SQL nowhere in training)")
+    verdicts = read_verdicts(run_dir)
+    lines += _eval_table(evals, "eval/", "Held-out questions (unseen, gold SQL nowhere in training)", verdicts)
     lines += _eval_table([r for r in records if "eval/paraphrase_exec_accuracy" in r], "eval/paraphrase_",
-                         "Unseen rewordings of GRPO prompts (gold SQL never shown)")
+                         "Unseen rewordings of GRPO prompts (gold SQL never shown)", verdicts)
     lines += ["## Plots", ""]
     for name, (title, keys) in PLOTS.items():
         drawn = _plot(run_dir / name, title, records, keys)
@@ -76,7 +85,7 @@ def write_training_report(run_dir: str | Path) -> Path:
     return report
 
 
-def _eval_table(evals: list[dict], prefix: str, title: str) -> list[str]:
+def _eval_table(evals: list[dict], prefix: str, title: str, verdicts: list[dict] | None = None) -> list[str]:
     if not evals:
         return []
     columns = [("exec_accuracy", "accuracy"), ("reward_mean", "reward"), ("runs_without_error", "runs without error")]
@@ -92,6 +101,22 @@ def _eval_table(evals: list[dict], prefix: str, title: str) -> list[str]:
     for r in evals:
         cells = " | ".join(f"{r.get(prefix + key, float('nan')):.3f}" for key, _ in columns)
         lines.append(f"| {r['step']} | {cells} | {int(r.get(prefix + 'n', 0))} |")
+    return [*lines, "", *_change_from_start([v for v in verdicts or [] if v["set"] == prefix])]
+
+
+def _change_from_start(records: list[dict]) -> list[str]:
+    """Last evaluation minus the first on the same questions, with a paired bootstrap 95% CI."""
+    if len(records) < 2:
+        return []
+    first, last = records[0], records[-1]
+    if first["ids"] != last["ids"]:
+        return [f"(step {first['step']} and step {last['step']} evaluated different questions: no paired change)", ""]
+    lines = []
+    for kind, name in (("greedy", "greedy accuracy"), ("sampled_", "sampled accuracy")):
+        if kind in first and kind in last:
+            diff, low, high = paired_difference_ci(last[kind], first[kind])
+            lines.append(f"- {name}, step {last['step']} minus step {first['step']}: {diff:+.3f} "
+                         f"[{low:+.3f}, {high:+.3f}] (95% paired bootstrap over {len(first['ids'])} questions)")
     return [*lines, ""]
 
 

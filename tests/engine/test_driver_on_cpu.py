@@ -72,6 +72,12 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         assert held["eval/paraphrase_n"] == len(trainer.paraphrases) > 0
         assert not {e.id for e in trainer.paraphrases} & {e.id for e in trainer.train_examples}
         assert 0.0 <= held["eval/paraphrase_exec_accuracy"] <= held["eval/paraphrase_sampled_pass_at_k"] <= 1.0, held
+        # per-question verdicts for the report's paired CIs, agreeing with the logged accuracies
+        saved = {r["set"]: r for r in map(json.loads, (tmp / "run/eval_verdicts.jsonl").read_text().splitlines())}
+        for prefix, examples in (("eval/", trainer.heldout), ("eval/paraphrase_", trainer.paraphrases)):
+            assert saved[prefix]["ids"] == [e.id for e in examples] and saved[prefix]["step"] == trainer.step
+            assert sum(saved[prefix]["greedy"]) / len(examples) == pytest.approx(held[f"{prefix}exec_accuracy"])
+            assert sum(saved[prefix]["sampled_"]) / len(examples) == pytest.approx(held[f"{prefix}sampled_exec_accuracy"])
         trainer.config = config
     finally:
         trainer.shutdown()

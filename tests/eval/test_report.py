@@ -18,7 +18,16 @@ def test_report_has_tables_and_plots(tmp_path):
                     "eval/sampled_exec_accuracy": 0.12, "eval/sampled_reward_mean": 0.3, "eval/sampled_pass_at_k": 0.25,
                     "eval/n": 20})
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    ids = ["a", "b", "c", "d"]
+    verdicts = [{"step": 0, "set": "eval/", "ids": ids, "greedy": [0, 0, 1, 0], "sampled_": [0, 0.5, 0.5, 0]},
+                {"step": 0, "set": "eval/paraphrase_", "ids": ids[:2], "greedy": [1, 0]},
+                {"step": 5, "set": "eval/", "ids": ids, "greedy": [1, 0, 1, 1], "sampled_": [0.5, 0.5, 1, 0]}]
+    (tmp_path / "eval_verdicts.jsonl").write_text("\n".join(json.dumps(v) for v in verdicts))
     report = write_training_report(tmp_path).read_text()
+    held = report[: report.index("## Unseen rewordings")]
+    assert "- greedy accuracy, step 5 minus step 0: +0.500 [" in held and "(95% paired bootstrap over 4 questions)" in held
+    assert "- sampled accuracy, step 5 minus step 0: +0.250 [" in held
+    assert "minus step" not in report[report.index("## Unseen rewordings"):]  # one evaluation: no change to show
     assert "| reward/mean | 0.1000 | 0.5000 |" in report
     assert "| step | accuracy | reward | runs without error | sampled accuracy | sampled reward | sampled pass@k | n |" in report
     assert "| 5 | 0.200 | 0.150 | 0.600 | 0.120 | 0.300 | 0.250 | 20 |" in report
