@@ -25,7 +25,7 @@ from rl_sql.engine.monitoring import RunLogger
 from rl_sql.engine.placement import Placement, connect, place
 from rl_sql.engine.reward_pool import GroupRequest, RewardPool
 from rl_sql.engine.rollout_group import RolloutGroup
-from rl_sql.engine.signals import exec_match, pass_at_k, reward_signals
+from rl_sql.engine.signals import pass_at_k, reward_signals, right_counts
 from rl_sql.engine.types import Completion, TrainBatch
 
 log = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class GRPOTrainer:
         n, examples = self.config.train.screen_samples, self.sampler.examples
         prompts = [format_prompt(e, self.config.data.prompt_style, self.tokenizer) for e in examples]
         _, results, phase = self._generate_and_score(examples, prompts, n)
-        right = [sum(map(exec_match, results[i])) for i in range(len(examples))]
+        right = right_counts(results, len(examples))
         kept = [e for e, k in zip(examples, right) if 0 < k < n]
         summary = {"screen/prompts": len(examples), "screen/kept": len(kept), "screen/never_right": right.count(0),
                    "screen/always_right": right.count(n), "time/screen": phase["generate"] + phase["score"]}
@@ -237,7 +237,7 @@ class GRPOTrainer:
                         f"{prefix}{kind}runs_without_error": signals["sql/runs_frac"]})
             if n > 1:
                 out[f"{prefix}{kind}pass_at_k"] = pass_at_k(results)
-            verdicts[kind or "greedy"] = [sum(map(exec_match, results[i])) / n for i in range(len(examples))]
+            verdicts[kind or "greedy"] = [k / n for k in right_counts(results, len(examples))]
         record = {"step": self.step, "set": prefix, "ids": [e.id for e in examples], **verdicts}
         with open(self.run_dir / VERDICTS_FILE, "a") as f:  # per question, for the report's paired CIs
             f.write(json.dumps(record) + "\n")

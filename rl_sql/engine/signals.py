@@ -23,6 +23,11 @@ def exec_match(result: RewardResult) -> bool:
     return "error" not in ex and bool(ex.get("db_matches")) and all(ex["db_matches"])
 
 
+def right_counts(results: dict[int, list[RewardResult]], n_prompts: int) -> list[int]:
+    """Right completions per prompt, in prompt order (prompt i's group is ``results[i]``)."""
+    return [sum(map(exec_match, results.get(i, []))) for i in range(n_prompts)]
+
+
 def pass_at_k(results: dict[int, list[RewardResult]]) -> float:
     """Fraction of prompts with at least one right completion among their k (k = the group size).
 

@@ -64,6 +64,7 @@ def fingerprint(config: Config, train: list[SqlExample]) -> str:
     the seed and the training examples themselves."""
     recipe = {
         "model": config.model.model_dump(mode="json", exclude={"name_or_path", "quantization", "max_prompt_tokens"}),
+        "dtype": config.model.resolved_dtype,  # "auto" trains in bf16 or fp32 depending on the machine
         "base": config.model.name_or_path if config.model.init == "pretrained" else None,
         "lora": config.lora.model_dump(mode="json") if config.model.init == "pretrained" else None,
         "data": config.data.model_dump(mode="json", exclude={"paraphrase_heldout"}),  # GRPO-side only

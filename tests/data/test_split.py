@@ -6,10 +6,10 @@ import pytest
 
 from rl_sql.data import (
     SqlExample,
-    load_embedded_spider,
-    normalize_sql,
     hold_out_paraphrases,
+    load_embedded_spider,
     normalize_question,
+    normalize_sql,
     paraphrase_pairs,
     split_by_database,
     split_examples,

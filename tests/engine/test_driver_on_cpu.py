@@ -93,7 +93,6 @@ def test_loop_trains_pushes_survives_a_dead_reward_actor_and_resumes(setup):
         resumed.shutdown()
 
 
-
 def test_prompt_screen_keeps_mixed_groups_and_resume_reads_it_back(setup):
     """The screen keeps the prompts with both right and wrong samples, and a resumed run trains on
     the same kept prompts. GRPO prompts are the SFT questions here (rl_fraction 0) of a policy trained

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rl_sql.engine.signals import pass_at_k, reward_signals
+from rl_sql.engine.signals import pass_at_k, reward_signals, right_counts
 from rl_sql.engine.types import Completion
 from rl_sql.rewards import RewardResult
 
@@ -34,3 +34,8 @@ def test_pass_at_k_needs_every_database_to_match():
     partial = RewardResult(score=0.5, details={"execution": {"score": 0.5, "details": {"db_matches": [True, False]}}})
     assert pass_at_k({0: [partial, partial]}) == 0.0
     assert pass_at_k({}) == 0.0
+
+
+def test_right_counts_per_prompt_in_order():
+    results = {1: [_result(True), _result(True), _result(False)], 0: [_result(False), _result(None)]}
+    assert right_counts(results, 3) == [0, 2, 0]  # a prompt with no group counts 0
