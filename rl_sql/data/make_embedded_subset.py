@@ -1,8 +1,10 @@
-"""Build the Spider subset shipped inside the package (``rl_sql/data/embedded/spider/``).
+"""Build the Spider data shipped inside the package: the training subset
+(``rl_sql/data/embedded/spider/``) and the dev copy (``rl_sql/data/embedded/spider_dev/``).
 
 Run from the repository root::
 
     python -m rl_sql.data.make_embedded_subset --spider-dir /work/shared/data/spider
+    python -m rl_sql.data.make_embedded_subset --spider-dir /work/shared/data/spider --dev
 
 What it writes (Spider's own layout, so the same loader reads both):
 
@@ -18,6 +20,12 @@ databases (never dev: dev is the benchmark) under 128 KiB with every gold query 
 mixing join-heavy (college_1, movie_1), nested-query-heavy (network_2, soccer_2), GROUP BY
 (dorm_1, allergy_1) and small two-table schemas. The script re-checks every rule and fails
 loudly when a database breaks one.
+
+The dev copy (``--dev``, ``build_dev_copy``): every ``dev.json`` question whose database file
+the Spider folder has, in dev.json's order, each with its index there (``dev_index``, its id);
+``dev_left_out.json`` lists the index and db_id of the others; ``tables.json`` and
+``database/`` hold those databases. Every gold query must run and no database may exceed
+``MAX_DEV_DB_BYTES``, else the build fails (nothing is left out silently).
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ import hashlib
 import json
 import shutil
 import sqlite3
+from collections import Counter
 from pathlib import Path
+
+from rl_sql.data.spider import DEV_INDEX_KEY, DEV_LEFT_OUT_FILE
 
 SUBSET_DB_IDS: tuple[str, ...] = (
     "college_1",
@@ -55,6 +66,11 @@ SUBSET_DB_IDS: tuple[str, ...] = (
 MAX_DB_BYTES = 128 * 1024
 TRAIN_QUESTIONS_FILE = "train_spider.question_query_dbid_only.json"
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "spider"
+EMBEDDED_DEV_DIR = Path(__file__).resolve().parent / "embedded" / "spider_dev"
+MAX_DEV_DB_BYTES = 1024 * 1024
+"""A dev database above this is refused, to keep the package small (the largest we have,
+world_1, is 312 KiB; the 19 together are 0.9 MB)."""
+DEV_FIELDS = ("question", "query", "db_id")
 
 
 LICENSE_NOTE = """# License of this folder
@@ -90,11 +106,11 @@ def _recorded_sha256(spider_dir: Path) -> dict[str, str]:
     return recorded
 
 
-def _check_database(db_path: Path, queries: list[str]) -> None:
+def _check_database(db_path: Path, queries: list[str], max_bytes: int = MAX_DB_BYTES) -> None:
     if not db_path.is_file():
         raise SubsetError(f"{db_path} is missing")
-    if db_path.stat().st_size > MAX_DB_BYTES:
-        raise SubsetError(f"{db_path} is {db_path.stat().st_size} bytes, over the {MAX_DB_BYTES} limit")
+    if db_path.stat().st_size > max_bytes:
+        raise SubsetError(f"{db_path} is {db_path.stat().st_size} bytes, over the {max_bytes} limit")
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         for query in queries:
@@ -129,6 +145,21 @@ def eligible_db_ids(spider_dir: Path) -> tuple[str, ...]:
     return tuple(chosen)
 
 
+def _copy_database(spider_dir: Path, db: str, out_dir: Path, recorded: dict[str, str]) -> str:
+    """Byte-copy one database into ``out_dir/database``, after checking its sha256 against the staged
+    PROVENANCE.md (``recorded``, when there is one); returns the sha256."""
+    src = spider_dir / "database" / db / f"{db}.sqlite"
+    digest = sha256_of(src)
+    if recorded and db not in recorded:
+        raise SubsetError(f"{db} is not listed in {spider_dir / 'PROVENANCE.md'}: its origin is unknown")
+    if db in recorded and recorded[db] != digest:
+        raise SubsetError(f"{src}: sha256 {digest} differs from the staged PROVENANCE.md ({recorded[db]})")
+    dst = out_dir / "database" / db / f"{db}.sqlite"
+    dst.parent.mkdir(parents=True)
+    shutil.copyfile(src, dst)
+    return digest
+
+
 def build_subset(spider_dir: Path, out_dir: Path, db_ids: tuple[str, ...] = SUBSET_DB_IDS,
                  rule: str | None = None) -> dict[str, int]:
     """Write the subset of ``spider_dir`` into ``out_dir``; returns questions per database."""
@@ -157,14 +188,7 @@ def build_subset(spider_dir: Path, out_dir: Path, db_ids: tuple[str, ...] = SUBS
     for db in db_ids:
         src = spider_dir / "database" / db / f"{db}.sqlite"
         _check_database(src, [e["query"] for e in examples if e["db_id"] == db])
-        digest = sha256_of(src)
-        if recorded and db not in recorded:
-            raise SubsetError(f"{db} is not listed in {spider_dir / 'PROVENANCE.md'}: its origin is unknown")
-        if db in recorded and recorded[db] != digest:
-            raise SubsetError(f"{src}: sha256 {digest} differs from the staged PROVENANCE.md ({recorded[db]})")
-        dst = out_dir / "database" / db / f"{db}.sqlite"
-        dst.parent.mkdir(parents=True)
-        shutil.copyfile(src, dst)
+        digest = _copy_database(spider_dir, db, out_dir, recorded)
         rows.append(f"| {db} | {counts[db]} | {src.stat().st_size} | {digest} |")
 
     (out_dir / "train.json").write_text(json.dumps(examples, indent=1, ensure_ascii=False) + "\n")
@@ -211,13 +235,152 @@ have no questions in the staged data).
 """
 
 
+DEV_LICENSE_NOTE = """# License of this folder
+
+The files in this folder (dev.json, dev_left_out.json, tables.json, database/) are taken from the
+dev split of **Spider 1.0** (Tao Yu et al., EMNLP 2018, https://yale-lily.github.io/spider),
+licensed under the Creative Commons Attribution-ShareAlike 4.0 International License
+(CC BY-SA 4.0): https://creativecommons.org/licenses/by-sa/4.0/.
+
+They are redistributed under the same license: the databases byte for byte, the questions
+reduced to their question, query and db_id fields with their index in Spider's dev.json added.
+The rest of rl_sql is under its own license (Apache-2.0); CC BY-SA 4.0 applies to this data
+folder only. See PROVENANCE.md for the selection and checksums.
+"""
+
+
+def build_dev_copy(spider_dir: Path, out_dir: Path) -> dict[str, int]:
+    """Write the dev copy of ``spider_dir`` into ``out_dir`` (see the module docstring); returns
+    questions per database, in dev.json's order of first appearance."""
+    dev_file, tables_file = spider_dir / "dev.json", spider_dir / "tables.json"
+    for needed in (dev_file, tables_file):
+        if not needed.is_file():
+            raise SubsetError(f"{needed} is missing: point --spider-dir at a Spider 1.0 folder")
+    dev = json.loads(dev_file.read_text())
+    tables = json.loads(tables_file.read_text())
+    has_db = {e["db_id"]: (spider_dir / "database" / e["db_id"] / f"{e['db_id']}.sqlite").is_file() for e in dev}
+    kept = [{DEV_INDEX_KEY: i, **{k: e[k] for k in DEV_FIELDS}} for i, e in enumerate(dev) if has_db[e["db_id"]]]
+    left_out = [{DEV_INDEX_KEY: i, "db_id": e["db_id"]} for i, e in enumerate(dev) if not has_db[e["db_id"]]]
+    counts = {db: sum(e["db_id"] == db for e in kept) for db in dict.fromkeys(e["db_id"] for e in kept)}
+    if not counts:
+        raise SubsetError(f"no database of {dev_file} is in {spider_dir / 'database'}")
+    if missing := sorted(set(counts) - {t["db_id"] for t in tables}):
+        raise SubsetError(f"{tables_file} has no entry for {missing}")
+    recorded = _recorded_sha256(spider_dir)
+
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    (out_dir / "database").mkdir(parents=True)
+    rows: list[str] = []
+    for db, n in counts.items():
+        src = spider_dir / "database" / db / f"{db}.sqlite"
+        _check_database(src, [e["query"] for e in kept if e["db_id"] == db], MAX_DEV_DB_BYTES)
+        digest = _copy_database(spider_dir, db, out_dir, recorded)
+        rows.append(f"| {db} | {n} | {src.stat().st_size} | {digest} |")
+
+    (out_dir / "dev.json").write_text(json.dumps(kept, indent=1, ensure_ascii=False) + "\n")
+    (out_dir / DEV_LEFT_OUT_FILE).write_text(json.dumps(left_out, indent=1) + "\n")
+    (out_dir / "tables.json").write_text(
+        json.dumps([t for t in tables if t["db_id"] in counts], indent=1, ensure_ascii=False) + "\n"
+    )
+    total_bytes = sum((out_dir / "database" / db / f"{db}.sqlite").stat().st_size for db in counts)
+    (out_dir / "PROVENANCE.md").write_text(
+        _dev_provenance_text(spider_dir, out_dir, rows, len(dev), Counter(e["db_id"] for e in left_out), total_bytes)
+    )
+    (out_dir / "LICENSE.md").write_text(DEV_LICENSE_NOTE)
+    return counts
+
+
+def _origin_lines(spider_dir: Path) -> list[str]:
+    """What the Spider folder's own PROVENANCE.md says about where dev.json, tables.json and the
+    databases came from (its lines on them, verbatim), or that it has none."""
+    provenance = spider_dir / "PROVENANCE.md"
+    if not provenance.is_file():
+        return ["The source folder has no PROVENANCE.md: its files are taken to be the official release."]
+    lines = provenance.read_text().splitlines()
+    about_json = [
+        line for line in lines
+        if line.startswith("| `") and line.split("|")[1].strip(" `").endswith(("/dev.json", "/tables.json"))
+    ]
+    about_databases = [line for line in lines if line.startswith("Source for ")]
+    return [
+        "Lines of the source folder's PROVENANCE.md on these files, verbatim:",
+        "",
+        "| file | rows | source repo | path in repo | commit | git blob | size (bytes) | sha256 | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *about_json,
+        "",
+        *about_databases,
+    ]
+
+
+def _dev_provenance_text(
+    spider_dir: Path, out_dir: Path, rows: list[str], n_dev: int, left_out: Counter[str], total_bytes: int
+) -> str:
+    n_kept = sum(int(row.split("|")[2]) for row in rows)
+    left_out_text = ", ".join(f"{db} ({n} questions)" for db, n in sorted(left_out.items())) or "none"
+    origin = "\n".join(_origin_lines(spider_dir))
+    table = "\n".join(rows)
+    return f"""# Embedded Spider dev copy: provenance and license
+
+Data: the dev split of **Spider 1.0** (Tao Yu, Rui Zhang, Kai Yang, Michihiro Yasunaga, Dongxu Wang,
+Zifan Li, James Ma, Irene Li, Qingning Yao, Shanelle Roman, Zilin Zhang and Dragomir Radev, "Spider:
+A Large-Scale Human-Labeled Dataset for Complex and Cross-Domain Semantic Parsing and Text-to-SQL
+Task", EMNLP 2018), https://yale-lily.github.io/spider.
+License: **CC BY-SA 4.0** (https://creativecommons.org/licenses/by-sa/4.0/), see LICENSE.md. This
+folder is redistributed under the same license.
+
+Built by `python -m rl_sql.data.make_embedded_subset --spider-dir <spider> --dev` (in this project
+`<spider>` is the staged copy `/work/shared/data/spider`) from the Spider folder whose dev.json and
+tables.json have the sha256 below; `--dev` writes `rl_sql/data/embedded/spider_dev/` unless
+`--out-dir` says otherwise. Rerun on the same folder, the build writes the same bytes.
+
+## Source
+- `dev.json`: {n_dev} questions, sha256 {sha256_of(spider_dir / "dev.json")}.
+- `tables.json`: sha256 {sha256_of(spider_dir / "tables.json")}.
+
+{origin}
+
+## What was kept and why
+- `dev.json` here: the {n_kept} questions of Spider's dev.json whose database file the source has,
+  in dev.json's order, each reduced to `question`, `query`, `db_id` (dropped: `query_toks`,
+  `query_toks_no_value`, `question_toks`, `sql`, which rl_sql does not read) plus `dev_index`, its
+  index in Spider's dev.json. rl_sql's ids are `spider-dev-<dev_index>`, the same as on the full
+  folder. sha256 {sha256_of(out_dir / "dev.json")}.
+- `{DEV_LEFT_OUT_FILE}`: `dev_index` and `db_id` of the {n_dev - n_kept} questions left out because the
+  source has no database file for them: {left_out_text}. The evaluation counts them as skipped
+  (`missing_database`), as it does on the full folder. sha256 {sha256_of(out_dir / DEV_LEFT_OUT_FILE)}.
+- `tables.json`: the entries of Spider's tables.json for the databases below, in its order.
+  sha256 {sha256_of(out_dir / "tables.json")}.
+- `database/<db_id>/<db_id>.sqlite`: byte copies ({len(rows)} files, {total_bytes} bytes in all), sha256
+  checked against the source folder's PROVENANCE.md. Every gold query of every kept question runs
+  on its database (checked by the build); no database is over {MAX_DEV_DB_BYTES // 1024} KiB.
+
+| db_id | questions | bytes | sha256 |
+|---|---|---|---|
+{table}
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spider-dir", type=Path, required=True)
-    parser.add_argument("--out-dir", type=Path, default=EMBEDDED_DIR)
-    parser.add_argument("--all-small", action="store_true",
-                        help="every eligible train database instead of the fixed list (needs --out-dir elsewhere than the package)")
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"default: {EMBEDDED_DIR} ({EMBEDDED_DEV_DIR} with --dev)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--all-small", action="store_true",
+                      help="every eligible train database instead of the fixed list (needs --out-dir elsewhere than the package)")
+    what.add_argument("--dev", action="store_true",
+                      help="the dev copy: every dev question whose database exists, with its dev.json index")
     args = parser.parse_args(argv)
+    if args.dev:
+        out_dir = args.out_dir or EMBEDDED_DEV_DIR
+        counts = build_dev_copy(args.spider_dir, out_dir)
+        left_out = json.loads((out_dir / DEV_LEFT_OUT_FILE).read_text())
+        print(f"wrote {sum(counts.values())} dev questions over {len(counts)} databases to {out_dir}; "
+              f"left out {len(left_out)} whose database is missing (see {DEV_LEFT_OUT_FILE})")
+        return
+    args.out_dir = args.out_dir or EMBEDDED_DIR
     if args.all_small:
         if args.out_dir.resolve() == EMBEDDED_DIR:
             parser.error("--all-small writes a study data set: give --out-dir (the embedded default stays the fixed list)")

@@ -2,10 +2,16 @@
 evaluator's rules (``rl_sql.eval.spider_eval``).
 
 Data (``--data``):
-  ``spider-dev``  every question of ``dev.json`` in a Spider folder (``--spider-dir``, else
-                  ``RL_SQL_SPIDER_DIR``, else the recipe's ``data.spider_dir``), on its real
-                  database. Questions whose database file is missing are skipped and counted.
-                  Prediction ids are indexes in ``dev.json`` (``12``, ``"12"`` or ``"spider-dev-12"``).
+  ``spider-dev``  every Spider dev question, on its real database, from ``--spider-dir`` when
+                  given, else ``RL_SQL_SPIDER_DIR`` when set (either must be a Spider folder:
+                  a missing one is an error, never a silent fallback), else the dev copy shipped
+                  in the package (``rl_sql/data/embedded/spider_dev``: the 972 questions of the
+                  19 dev databases we have; ``wta_1``'s 62 are listed in its
+                  ``dev_left_out.json``). ``data_source`` in summary.json and report.md says which.
+                  Questions whose database file is missing (``wta_1`` on the staged copy and in
+                  the shipped one) are skipped and counted, so both give the same summary.
+                  Prediction ids are indexes in Spider's ``dev.json`` (``12``, ``"12"`` or
+                  ``"spider-dev-12"``), whichever folder is read.
   ``heldout``     the held-out side of the recipe's training data (``load_examples`` then
                   ``split_examples`` with ``data.heldout_fraction`` and ``data.seed``, as training
                   splits it): real databases, or databases synthesized from the schema and the
@@ -35,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,7 +50,14 @@ from pathlib import Path
 from rl_sql.config import Config
 from rl_sql.data import load_examples, split_examples
 from rl_sql.data.example import SqlExample
-from rl_sql.data.spider import SPIDER_DIR_ENV, load_spider_split, resolve_spider_dir
+from rl_sql.data.spider import (
+    EMBEDDED_SPIDER_DEV_DIR,
+    SPIDER_DIR_ENV,
+    check_spider_dir,
+    database_path,
+    dev_question_db_ids,
+    load_spider_split,
+)
 from rl_sql.eval.hardness import HARDNESS_LEVELS, HardnessError, spider_hardness
 from rl_sql.eval.predict import Prediction
 from rl_sql.eval.spider_eval import GOLD_FAILED, EvalRules, SpiderJudge
@@ -101,24 +115,38 @@ class Verdict:
 # --------------------------------------------------------------------------- data
 
 
-def spider_dev_set(spider_dir: str | Path, limit: int | None = None) -> EvalSet:
-    """Spider dev (its first ``limit`` questions when given): examples with their database,
-    the rest skipped as ``missing_database``."""
-    root = Path(spider_dir).expanduser()
-    if not (root / "dev.json").is_file():
-        raise EvalInputError(f"{root / 'dev.json'} does not exist: pass --spider-dir (or set {SPIDER_DIR_ENV}) to a Spider folder")
-    all_rows = json.loads((root / "dev.json").read_text())
-    rows = all_rows[:limit]
-    examples = [e for e in load_spider_split(root, "dev") if int(e.id.rsplit("-", 1)[1]) < len(rows)]
+def spider_dev_dir(spider_dir: str | None) -> tuple[Path, str]:
+    """The Spider folder to read dev from, and the words that say why: ``spider_dir``
+    (``--spider-dir``) when given, else ``RL_SQL_SPIDER_DIR`` when set, else the embedded copy.
+    A named folder that is not a Spider folder raises SpiderNotFound."""
+    if spider_dir:
+        root = check_spider_dir(spider_dir, "--spider-dir must name a folder with dev.json, tables.json and database/")
+        return root, f"--spider-dir {root.resolve()}"
+    if configured := os.environ.get(SPIDER_DIR_ENV):
+        root = check_spider_dir(
+            configured,
+            f"{SPIDER_DIR_ENV} must name a folder with dev.json, tables.json and database/ "
+            "(unset it to use the dev copy embedded in the package)",
+        )
+        return root, f"{SPIDER_DIR_ENV}={root.resolve()}"
+    return EMBEDDED_SPIDER_DEV_DIR, f"embedded dev copy {EMBEDDED_SPIDER_DEV_DIR} (no --spider-dir, {SPIDER_DIR_ENV} unset)"
+
+
+def spider_dev_set(root: Path, origin: str, limit: int | None = None) -> EvalSet:
+    """Spider dev of a Spider folder, full or partial like the embedded copy (its questions with
+    index below ``limit`` when given): examples with their database, the other dev questions
+    skipped as ``missing_database``. ``origin`` (which folder, and why) is its ``source``."""
+    all_db_ids = dev_question_db_ids(root)
+    judged = {f"spider-dev-{i}": db for i, db in all_db_ids.items() if limit is None or i < limit}
+    examples = [e for e in load_spider_split(root, "dev") if e.id in judged]
     present = {e.id for e in examples}
-    skipped = []
-    for index, row in enumerate(rows):
-        example_id = f"spider-dev-{index}"
-        if example_id not in present:
-            db_file = root / "database" / row["db_id"] / f"{row['db_id']}.sqlite"
-            skipped.append(Skip(example_id, row["db_id"], MISSING_DATABASE, f"{db_file} does not exist"))
-    known = {f"spider-dev-{i}": row["db_id"] for i, row in enumerate(all_rows)}
-    return EvalSet("spider-dev", examples, skipped, source=str(root.resolve()), known_ids=known)
+    skipped = [
+        Skip(example_id, db, MISSING_DATABASE, f"{database_path(root, db)} does not exist")
+        for example_id, db in judged.items()
+        if example_id not in present
+    ]
+    known = {f"spider-dev-{i}": db for i, db in all_db_ids.items()}
+    return EvalSet("spider-dev", examples, skipped, source=origin, known_ids=known)
 
 
 def heldout_set(config: Config, limit: int | None = None) -> EvalSet:
@@ -402,7 +430,8 @@ def build_parser(prog: str = "rl-sql eval") -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="key for --endpoint (default: env OPENAI_API_KEY, else none)")
     p.add_argument("--config", default=None, metavar="RECIPE", help="YAML recipe (required for --data heldout)")
     p.add_argument("overrides", nargs="*", metavar="key.sub=value", help="overrides of the recipe")
-    p.add_argument("--spider-dir", default=None, help=f"Spider folder (default: {SPIDER_DIR_ENV}, else data.spider_dir)")
+    p.add_argument("--spider-dir", default=None,
+                   help=f"Spider folder for --data spider-dev (default: {SPIDER_DIR_ENV}, else the dev copy in the package)")
     p.add_argument("--keep-distinct", action="store_true", help="do not remove DISTINCT before comparing")
     p.add_argument("--samples", type=int, default=1, help="k samples per question, majority vote by result (default 1: greedy)")
     p.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: 0 for one sample, else rollout.temperature)")
@@ -458,7 +487,8 @@ def run(argv: list[str]) -> dict:
     config = _load_config(args)
 
     if args.data == "spider-dev":
-        eval_set = spider_dev_set(args.spider_dir or resolve_spider_dir(config.data.spider_dir), args.limit)
+        root, origin = spider_dev_dir(args.spider_dir)
+        eval_set = spider_dev_set(root, origin, args.limit)
     else:
         eval_set = heldout_set(config, args.limit)
 
@@ -496,6 +526,6 @@ def run(argv: list[str]) -> dict:
     summary = summarize(eval_set, verdicts, skipped, rules, resamples=args.resamples, seed=args.seed,
                         prediction_source=source)
     out = write_outputs(args.out, summary, verdicts, skipped, predictions)
-    log.info("accuracy %.4f on %d examples (%d skipped); wrote %s", summary["accuracy"], summary["n"],
-             summary["skipped"], out)
+    log.info("accuracy %.4f on %d examples (%d skipped) of %s; wrote %s", summary["accuracy"], summary["n"],
+             summary["skipped"], eval_set.source, out)
     return summary

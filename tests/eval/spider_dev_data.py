@@ -1,6 +1,7 @@
-"""Spider dev for the evaluation tests: the full dev set when it is present, else a dev-layout
-folder built from the Spider subset embedded in the package (train questions on their real
-databases), with two questions on a database that does not exist (like wta_1 in the staged copy).
+"""Spider dev for the evaluation tests: the full dev set when it is present (../shared or
+``RL_SQL_SPIDER_DIR``), else the dev copy embedded in the package (972 questions; wta_1's 62 are
+listed in its dev_left_out.json). ``build_embedded_dev`` makes a small dev-layout folder from the
+embedded train subset, with two questions on a database that does not exist.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rl_sql.config import DataConfig
-from rl_sql.data.spider import EMBEDDED_SPIDER_DIR, SPIDER_DIR_ENV
+from rl_sql.data.spider import EMBEDDED_SPIDER_DEV_DIR, EMBEDDED_SPIDER_DIR, SPIDER_DIR_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MISSING_DB = "no_such_db_1"
@@ -23,15 +24,18 @@ class DevData:
     root: Path
     """A Spider folder holding dev.json, tables.json and database/."""
     full: bool
-    """True: the real Spider dev set; False: built from the embedded subset."""
-    rows: list[dict]
+    """True: the real Spider dev set; False: the embedded dev copy."""
+    rows: dict[int, dict]
+    """Index in Spider's dev.json -> entry, for every question the folder's dev.json holds."""
+    db_ids: dict[int, str]
+    """Index -> db_id of every dev question, also those the folder leaves out."""
 
     def db_path(self, db_id: str) -> Path:
         return self.root / "database" / db_id / f"{db_id}.sqlite"
 
     def present(self) -> list[tuple[int, dict]]:
         """(index, row) of the questions whose database exists."""
-        return [(i, row) for i, row in enumerate(self.rows) if self.db_path(row["db_id"]).is_file()]
+        return [(i, row) for i, row in self.rows.items() if self.db_path(row["db_id"]).is_file()]
 
 
 def full_spider_dir() -> Path | None:
@@ -59,7 +63,19 @@ def build_embedded_dev(dest: Path, *, every: int = 1) -> Path:
     return dest
 
 
-def spider_dev(tmp_dir: Path) -> DevData:
+def read_dev(root: Path, full: bool) -> DevData:
+    """The dev questions of ``root``, read from its files (each entry's ``dev_index`` when it has
+    one, else its position; ``dev_left_out.json`` when there is one)."""
+    entries = json.loads((root / "dev.json").read_text())
+    rows = {row.get("dev_index", position): row for position, row in enumerate(entries)}
+    db_ids = {i: row["db_id"] for i, row in rows.items()}
+    left_out = root / "dev_left_out.json"
+    if left_out.is_file():
+        db_ids |= {entry["dev_index"]: entry["db_id"] for entry in json.loads(left_out.read_text())}
+    return DevData(root=root, full=full, rows=rows, db_ids=dict(sorted(db_ids.items())))
+
+
+def spider_dev() -> DevData:
+    """The full dev set when present, else the embedded dev copy."""
     full = full_spider_dir()
-    root = full if full is not None else build_embedded_dev(tmp_dir / "spider")
-    return DevData(root=root, full=full is not None, rows=json.loads((root / "dev.json").read_text()))
+    return read_dev(full if full is not None else EMBEDDED_SPIDER_DEV_DIR, full is not None)

@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from spider_dev_data import MISSING_DB, DevData, build_embedded_dev, spider_dev
+from spider_dev_data import MISSING_DB, DevData, build_embedded_dev, full_spider_dir, spider_dev
 
 from rl_sql.cli import main
 from rl_sql.config import Config
+from rl_sql.data.spider import EMBEDDED_SPIDER_DEV_DIR
 from rl_sql.eval.run import heldout_set
 from rl_sql.sql.sandbox import execute_sql
 
@@ -24,8 +25,8 @@ VERDICT_FIELDS = {"id", "db_id", "correct", "error", "hardness", "sql"}
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory) -> DevData:
-    return spider_dev(tmp_path_factory.mktemp("dev"))
+def dev() -> DevData:
+    return spider_dev()
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -45,7 +46,7 @@ def _read_out(out: Path) -> tuple[dict, list[dict], list[dict], str]:
 
 
 def test_gold_predictions_score_every_example_whose_database_exists(dev, tmp_path):
-    preds = _write(tmp_path / "gold.jsonl", [{"id": i, "db_id": r["db_id"], "sql": r["query"]} for i, r in enumerate(dev.rows)])
+    preds = _write(tmp_path / "gold.jsonl", [{"id": i, "db_id": r["db_id"], "sql": r["query"]} for i, r in dev.rows.items()])
     out = tmp_path / "out"
     assert _eval("--data", "spider-dev", "--spider-dir", str(dev.root), "--predictions", str(preds), "--out", str(out)) == 0
 
@@ -53,10 +54,11 @@ def test_gold_predictions_score_every_example_whose_database_exists(dev, tmp_pat
     present = dev.present()
     assert summary["n"] == len(present) == len(verdicts) and summary["correct"] == len(present)
     assert summary["accuracy"] == 1.0 and summary["ci95"] == [1.0, 1.0]
-    missing = len(dev.rows) - len(present)
-    assert missing > 0  # wta_1 (staged full copy) or the built folder's missing database
+    missing = len(dev.db_ids) - len(present)
+    assert missing == 62  # wta_1: no database in the staged full copy, left out of the embedded one
     assert summary["skipped"] == missing and summary["skipped_by_reason"] == {"missing_database": missing}
-    assert {s["id"] for s in skipped} == {f"spider-dev-{i}" for i in range(len(dev.rows))} - {v["id"] for v in verdicts}
+    assert {s["id"] for s in skipped} == {f"spider-dev-{i}" for i in dev.db_ids} - {v["id"] for v in verdicts}
+    assert {s["db_id"] for s in skipped} == {"wta_1"}
     assert all(VERDICT_FIELDS <= set(v) and v["correct"] is True and v["error"] is None for v in verdicts)
     assert [v["id"] for v in verdicts] == [f"spider-dev-{i}" for i, _ in present]
     assert Counter(v["hardness"] for v in verdicts).keys() == {"easy", "medium", "hard", "extra"}
@@ -167,9 +169,74 @@ def test_non_json_and_missing_inputs_are_clear_errors(dev, tmp_path, capsys):
     assert _eval("--data", "spider-dev", "--spider-dir", str(dev.root), "--predictions", str(bad), "--out", str(tmp_path / "o")) == 2
     assert "line 2: not JSON" in capsys.readouterr().err
     assert _eval("--data", "spider-dev", "--spider-dir", str(tmp_path), "--predictions", str(bad), "--out", str(tmp_path / "o")) == 2
-    assert "dev.json does not exist" in capsys.readouterr().err
+    assert f"Spider not found at {tmp_path}: --spider-dir must name a folder" in capsys.readouterr().err
     assert _eval("--data", "heldout", "--predictions", str(bad), "--out", str(tmp_path / "o")) == 2
     assert "needs --config" in capsys.readouterr().err
+
+
+def test_spider_dev_without_a_folder_uses_the_embedded_copy(tmp_path, monkeypatch):
+    monkeypatch.delenv("RL_SQL_SPIDER_DIR", raising=False)
+    rows = json.loads((EMBEDDED_SPIDER_DEV_DIR / "dev.json").read_text())
+    first, after_gap = rows[:6], [r for r in rows if r["dev_index"] > 490][:3]  # 429..490 are wta_1's
+    assert [r["dev_index"] for r in first] == list(range(6)) and after_gap[0]["dev_index"] == 491
+    preds = _write(tmp_path / "gold.jsonl", [{"id": r["dev_index"], "db_id": r["db_id"], "sql": r["query"]} for r in first + after_gap])
+    base = ["--data", "spider-dev", "--predictions", str(preds)]
+
+    assert _eval(*base, "--limit", "6", "--out", str(tmp_path / "first")) == 0
+    summary, verdicts, skipped, report = _read_out(tmp_path / "first")
+    assert summary["n"] == 6 and summary["accuracy"] == 1.0 and summary["skipped"] == 0
+    assert [v["id"] for v in verdicts] == [f"spider-dev-{i}" for i in range(6)]
+    assert summary["data_source"].startswith(f"embedded dev copy {EMBEDDED_SPIDER_DEV_DIR}")
+    assert f"- Data: embedded dev copy {EMBEDDED_SPIDER_DEV_DIR}" in report
+
+    # Without --limit: every embedded question is judged (the unpredicted ones wrong), wta_1's skipped.
+    assert _eval(*base, "--out", str(tmp_path / "all")) == 0
+    summary, verdicts, skipped, _ = _read_out(tmp_path / "all")
+    assert summary["n"] == 972 and summary["correct"] == 9 and summary["missing_predictions"] == 963
+    assert {v["id"] for v in verdicts if v["correct"]} == {f"spider-dev-{r['dev_index']}" for r in first + after_gap}
+    assert [s["id"] for s in skipped] == [f"spider-dev-{i}" for i in range(429, 491)]
+    assert summary["skipped_by_reason"] == {"missing_database": 62}
+
+
+def test_spider_dev_folder_precedence_and_errors(tmp_path, monkeypatch, capsys):
+    built = build_embedded_dev(tmp_path / "built", every=50)
+    row = json.loads((built / "dev.json").read_text())[0]
+    preds = _write(tmp_path / "p.jsonl", [{"id": 0, "db_id": row["db_id"], "sql": row["query"]}])
+    base = ["--data", "spider-dev", "--predictions", str(preds), "--limit", "1"]
+
+    monkeypatch.setenv("RL_SQL_SPIDER_DIR", str(built))
+    assert _eval(*base, "--out", str(tmp_path / "env")) == 0
+    summary = _read_out(tmp_path / "env")[0]
+    assert summary["data_source"] == f"RL_SQL_SPIDER_DIR={built}" and summary["accuracy"] == 1.0
+
+    monkeypatch.setenv("RL_SQL_SPIDER_DIR", str(tmp_path / "nowhere"))
+    assert _eval(*base, "--out", str(tmp_path / "bad_env")) == 2
+    assert f"Spider not found at {tmp_path / 'nowhere'}: RL_SQL_SPIDER_DIR must name" in capsys.readouterr().err
+    assert _eval(*base, "--spider-dir", str(built), "--out", str(tmp_path / "flag")) == 0  # the flag wins
+    assert _read_out(tmp_path / "flag")[0]["data_source"] == f"--spider-dir {built}"
+    assert _eval(*base, "--spider-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "bad_flag")) == 2
+    assert f"Spider not found at {tmp_path / 'absent'}: --spider-dir must name" in capsys.readouterr().err
+    assert not (tmp_path / "bad_env").exists() and not (tmp_path / "bad_flag").exists()
+
+
+def test_embedded_and_full_dev_give_the_same_summary(tmp_path, monkeypatch):
+    full = full_spider_dir()
+    if full is None:
+        pytest.skip("the full Spider dev folder (../shared/data/spider or RL_SQL_SPIDER_DIR) is absent")
+    monkeypatch.delenv("RL_SQL_SPIDER_DIR", raising=False)
+    rows = json.loads((full / "dev.json").read_text())
+    # Gold for every 3rd question (wta_1's included), a wrong answer for every 7th: a mixed result.
+    records = [{"id": i, "db_id": r["db_id"], "sql": r["query"] if i % 7 else "SELECT 1"} for i, r in enumerate(rows) if i % 3 == 0]
+    preds = _write(tmp_path / "p.jsonl", records)
+    base = ["--data", "spider-dev", "--predictions", str(preds)]
+    assert _eval(*base, "--spider-dir", str(full), "--out", str(tmp_path / "full")) == 0
+    assert _eval(*base, "--out", str(tmp_path / "embedded")) == 0
+    full_out, embedded_out = _read_out(tmp_path / "full"), _read_out(tmp_path / "embedded")
+    assert full_out[0]["data_source"].startswith("--spider-dir") and embedded_out[0]["data_source"].startswith("embedded")
+    assert {**full_out[0], "data_source": ""} == {**embedded_out[0], "data_source": ""}
+    assert 0 < full_out[0]["accuracy"] < 1 and full_out[0]["skipped"] == 62
+    assert full_out[1] == embedded_out[1]  # the same verdicts, question by question
+    assert [(s["id"], s["reason"]) for s in full_out[2]] == [(s["id"], s["reason"]) for s in embedded_out[2]]
 
 
 def _recipe(tmp_path: Path, data: dict) -> Path:

@@ -2,7 +2,7 @@
 
 The reference is test-suite-sql-eval's ``exec_eval.eval_exec_match`` (loaded by ``official.py``
 from the ``nl2sql360`` package). Both judge the same (gold, prediction) pairs on the real
-databases: Spider dev's gold queries when the full dev set is present (else the Spider subset
+databases: Spider dev's gold queries (the full dev set when it is present, else the dev copy
 embedded in the package), each gold against itself, against its mutants
 (``rl_sql.sql.mutate.mutate_query``: wrong columns, operators, literals, dropped conditions,
 aggregates, DISTINCT, ORDER BY, LIMIT, joins, GROUP BY, set operations) and against variants the
@@ -31,7 +31,7 @@ from rl_sql.sql.mutate import mutate_query
 from rl_sql.sql.schema import schema_from_sqlite
 
 EMBEDDED_EVERY = 2
-"""Without the full dev set, every 2nd embedded question (about 690) keeps the test short."""
+"""Without the full dev set, every 2nd question of the embedded dev copy (486) keeps the test short."""
 
 
 def _variants(gold: str) -> list[tuple[str, str]]:
@@ -58,9 +58,9 @@ def _variants(gold: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> tuple[bool, list[tuple[str, str, str, str]]]:
+def corpus() -> tuple[bool, list[tuple[str, str, str, str]]]:
     """(full dev?, [(db_path, gold, prediction, kind)])."""
-    data = spider_dev(tmp_path_factory.mktemp("dev"))
+    data = spider_dev()
     present = data.present() if data.full else data.present()[::EMBEDDED_EVERY]
     pairs = []
     for index, row in present:
@@ -82,7 +82,7 @@ def test_verdicts_equal_the_official_evaluators(corpus, keep_distinct):
     theirs = [official_verdict(db, pred, gold, keep_distinct=keep_distinct) for db, gold, pred, _ in pairs]
 
     disagreements = [(kind, gold, pred, o, t) for (_, gold, pred, kind), o, t in zip(pairs, ours, theirs) if o != t]
-    summary = f"{len(pairs)} pairs ({'full dev' if full else 'embedded subset'}), {len(disagreements)} disagreements"
+    summary = f"{len(pairs)} pairs ({'full dev' if full else 'embedded dev copy'}), {len(disagreements)} disagreements"
     assert not disagreements, summary + ":\n" + "\n".join(map(str, disagreements[:20]))
 
     kinds = Counter(kind for *_, kind in pairs)
@@ -114,16 +114,16 @@ def test_hardness_equals_the_official_evaluators_on_the_embedded_subset():
     assert set(spider_hardness(r["query"]) for r in rows) == {"easy", "medium", "hard", "extra"}
 
 
-def test_hardness_equals_the_official_evaluators_on_spider_dev(tmp_path):
-    data = spider_dev(tmp_path)
+def test_hardness_equals_the_official_evaluators_on_spider_dev():
+    data = spider_dev()
     evaluator = load_official().evaluation.Evaluator()
     if data.full:
         # dev.json carries the reference parse of every query (its "sql" field): all 1034 count.
-        theirs = [evaluator.eval_hardness(row["sql"]) for row in data.rows]
+        theirs = [evaluator.eval_hardness(row["sql"]) for row in data.rows.values()]
         # ... and the test's NLTK setup parses exactly like it (official.py's docstring).
         for index, row in data.present()[::10]:
             assert official_hardness(str(data.db_path(row["db_id"])), row["query"]) == theirs[index]
-        ours = [spider_hardness(row["query"]) for row in data.rows]
+        ours = [spider_hardness(row["query"]) for row in data.rows.values()]
         assert Counter(theirs) == Counter(easy=248, medium=446, hard=174, extra=166)  # the published split
     else:
         present = data.present()
