@@ -12,7 +12,7 @@ WHEELS := .build/placeholder-wheels
 export DS_ACCELERATOR ?= cpu
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-fast train bench clean
+.PHONY: setup test test-fast train train-tiny bench clean
 
 setup: $(STAMP)
 
@@ -37,8 +37,13 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
 
+# The embedded default: GRPO on SmolLM2-135M-Instruct, Spider dev accuracy before and after (report in runs/smol/grpo)
 train: setup
-	$(PY) jobs/tiny_grpo.py --config jobs/tiny_grpo.yaml
+	$(PY) jobs/smol_grpo.py
+
+# The fast from-scratch recipe (a 4M-parameter Llama, SFT then GRPO), kept for quick experiments and tests
+train-tiny: setup
+	$(PY) jobs/tiny_grpo.py
 
 bench: setup
 	$(PY) benchmarks/reward_throughput.py

@@ -37,7 +37,11 @@ def cmd_train(argv: list[str], prog: str = "rl-sql train") -> int:
     from rl_sql.train import run_training
 
     result = run_training(config, run_dir=args.out, resume=args.resume)
-    print(json.dumps({"run_dir": result["run_dir"], "saved": result["saved"]}, indent=2))
+    from rl_sql.eval.report import dev_comparison
+
+    print("\n".join(dev_comparison(result["run_dir"])))  # Spider dev before and after, when the run evaluated it
+    print(json.dumps({"run_dir": result["run_dir"], "report": f"{result['run_dir']}/report.md", "saved": result["saved"]},
+                     indent=2))
     return 0
 
 

@@ -19,6 +19,7 @@ from rl_sql.config import Config
 from rl_sql.data import format_prompt, load_splits
 from rl_sql.data.example import SqlExample
 from rl_sql.engine import checkpoint
+from rl_sql.engine.dev_eval import DevEvaluator
 from rl_sql.engine.grpo import group_advantages
 from rl_sql.engine.learner import LearnerGroup
 from rl_sql.engine.monitoring import RunLogger
@@ -62,6 +63,7 @@ class GRPOTrainer:
             config, policy_path, placement_group=self.placement.pg, bundle_offset=self.placement.learner_offset
         )
         self.rollouts = RolloutGroup(config, policy_path, self.placement)
+        self.dev_eval = DevEvaluator(config, self.rollouts, self.tokenizer, self.run_dir) if config.train.dev_eval_examples else None
         self.rewards = RewardPool(
             config.reward,
             self.placement.reward_actors,
@@ -106,9 +108,8 @@ class GRPOTrainer:
             "grpo/trained_sequences": float(len(batch)),
             "data/epoch": self.sampler.epochs_done,
         }
-        if update:
-            metrics["kl_divergence"] = float(update.get("kl", 0.0))
-            metrics["loss"] = float(update.get("loss", 0.0))
+        if "kl" in update:  # computed only with grpo.beta > 0: absent otherwise, never a made-up 0
+            metrics["kl_divergence"] = float(update["kl"])
         if cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
             metrics.update(self.evaluate())
         self.logger.log(self.step, metrics)
@@ -134,7 +135,7 @@ class GRPOTrainer:
     # ------------------------------------------------------------------ phases
     def _generate_and_score(self, examples: list[SqlExample], prompts: list[str], n: int, **sampling):
         start = time.perf_counter()
-        chunks = max(2 * len(self.rollouts), min(4, len(prompts)))
+        chunks = self.config.rollout.chunks_per_worker * len(self.rollouts)
         refs = self.rollouts.generate_async(prompts, n, chunks=chunks, **sampling)
         completions: list[list[Completion]] = [[] for _ in prompts]
         pending, max_queue = list(refs), 0
@@ -215,11 +216,16 @@ class GRPOTrainer:
         training: ``eval/*``) and, with ``data.paraphrase_heldout``, on unseen rewordings of GRPO
         prompts (their gold never shown: ``eval/paraphrase_*``). Greedy, and with
         ``train.eval_samples`` also sampled at the rollout temperature, with pass@k over those
-        samples (the share of questions with a right sample: what GRPO's sharpening can reach)."""
+        samples (the share of questions with a right sample: what GRPO's sharpening can reach).
+        With ``train.dev_eval_examples``, also Spider dev with the official rules (``dev/*``)."""
         out: dict[str, float] = {}
         for prefix, examples in (("eval/", self.heldout), ("eval/paraphrase_", self.paraphrases)):
             if examples:
                 out.update(self._evaluate_set(prefix, examples))
+        if self.dev_eval is not None:
+            start = time.perf_counter()
+            out.update(self.dev_eval(self.step))
+            out["time/dev_eval"] = time.perf_counter() - start
         return out
 
     def _evaluate_set(self, prefix: str, examples: list[SqlExample]) -> dict[str, float]:

@@ -188,18 +188,11 @@ class LearnerWorker:
         elif cfg.model.gradient_checkpointing:
             model.gradient_checkpointing_enable(**checkpointing)
         if cfg.lora.enabled:
-            from peft import LoraConfig, get_peft_model
+            from peft import get_peft_model
 
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=cfg.lora.r,
-                    lora_alpha=cfg.lora.alpha,
-                    lora_dropout=cfg.lora.dropout,
-                    target_modules=list(cfg.lora.target_modules),
-                    task_type="CAUSAL_LM",
-                ),
-            )
+            from rl_sql.models.lora import peft_lora_config
+
+            model = get_peft_model(model, peft_lora_config(cfg.lora, model.config.num_hidden_layers))
         return model
 
     def _ds_config(self) -> dict:

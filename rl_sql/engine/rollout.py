@@ -268,6 +268,7 @@ class RolloutWorker:
                 temperature=temperature,
                 top_p=rc.top_p if temperature > 0 else 1.0,
                 max_tokens=max_new_tokens or rc.max_new_tokens,
+                stop=list(rc.stop) or None,
                 logprobs=0,
                 seed=None if seed is None else _prompt_seed(seed, i),
             )

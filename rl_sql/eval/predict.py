@@ -120,6 +120,7 @@ class EndpointGenerator:
         *,
         prompt_style: str,
         max_new_tokens: int,
+        stop: Sequence[str] = (),
         api_key: str | None = None,
         concurrency: int = 8,
         timeout_s: float = 120.0,
@@ -133,6 +134,7 @@ class EndpointGenerator:
         self.model_name = model_name
         self.prompt_style = prompt_style
         self.max_new_tokens = max_new_tokens
+        self.stop = list(stop) or None  # rollout.stop, as the local path applies it
         self.concurrency = concurrency
         self.seed = seed
 
@@ -147,6 +149,7 @@ class EndpointGenerator:
                     n=want,
                     temperature=temperature,
                     max_tokens=self.max_new_tokens,
+                    stop=self.stop,
                     seed=self.seed + len(texts),
                 )
                 texts.extend(choice.message.content or "" for choice in reply.choices)
@@ -157,6 +160,7 @@ class EndpointGenerator:
                     n=want,
                     temperature=temperature,
                     max_tokens=self.max_new_tokens,
+                    stop=self.stop,
                     seed=self.seed + len(texts),
                 )
                 texts.extend(choice.text for choice in reply.choices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,8 @@ PLOTS = {
     "paraphrase_accuracy.png": ("Unseen rewordings of GRPO prompts: accuracy, reward, SQL that runs", [
         "eval/paraphrase_exec_accuracy", "eval/paraphrase_reward_mean", "eval/paraphrase_runs_without_error",
         "eval/paraphrase_sampled_exec_accuracy", "eval/paraphrase_sampled_reward_mean", "eval/paraphrase_sampled_pass_at_k"]),
+    "dev_accuracy.png": ("Spider dev: greedy execution accuracy (official rules) and its error kinds", [
+        "dev/exec_accuracy", "dev/error/no_sql", "dev/error/parse", "dev/error/schema", "dev/error/wrong_result"]),
     "train_exec_match.png": ("Training samples: execution match and SQL that runs", ["reward/exec_match", "sql/runs_frac"]),
     "kl.png": ("KL to the reference (k3)", ["kl_divergence"]),
     "zero_variance.png": ("Fraction of zero-variance groups", ["grpo/zero_variance_frac"]),
@@ -75,6 +78,7 @@ def write_training_report(run_dir: str | Path) -> Path:
     lines += _eval_table(evals, "eval/", "Held-out questions (unseen, gold SQL nowhere in training)", verdicts)
     lines += _eval_table([r for r in records if "eval/paraphrase_exec_accuracy" in r], "eval/paraphrase_",
                          "Unseen rewordings of GRPO prompts (gold SQL never shown)", verdicts)
+    lines += dev_comparison(run_dir)
     lines += ["## Plots", ""]
     for name, (title, keys) in PLOTS.items():
         drawn = _plot(run_dir / name, title, records, keys)
@@ -137,3 +141,63 @@ def _plot(path: Path, title: str, records: list[dict], keys: list[str]) -> bool:
         fig.savefig(path, dpi=100)
     plt.close(fig)
     return drawn
+
+
+def read_dev_evaluations(run_dir: str | Path) -> list[tuple[int, dict[str, dict]]]:
+    """(step, {question id: verdict}) of each Spider dev evaluation in ``dev_eval/``, by step."""
+    root = Path(run_dir) / "dev_eval"
+    out = []
+    for folder in sorted(root.glob("step_*")) if root.is_dir() else []:
+        path = folder / "verdicts.jsonl"
+        if path.is_file():
+            verdicts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            out.append((int(folder.name.split("_")[1]), {v["id"]: v for v in verdicts}))
+    return out
+
+
+def dev_comparison(run_dir: str | Path) -> list[str]:
+    """Spider dev, first evaluation against the last on the same questions: accuracy with a paired
+    bootstrap 95% CI, the change by hardness and by error kind, and where the new right answers came
+    from (an answer with no SQL before is a format gain; one whose SQL failed or was wrong is an SQL gain)."""
+    evals = read_dev_evaluations(run_dir)
+    if not evals:
+        return []
+    lines = ["## Spider dev (greedy, official rules; databases never trained on)", "",
+             "| step | accuracy | correct | n |", "|---|---|---|---|"]
+    for step, verdicts in evals:
+        right = sum(v["correct"] for v in verdicts.values())
+        lines.append(f"| {step} | {right / len(verdicts):.3f} | {right} | {len(verdicts)} |")
+    lines.append("")
+    (s0, first), (s1, last) = evals[0], evals[-1]
+    if len(evals) < 2 or set(first) != set(last):
+        return lines
+    ids = sorted(first)
+    before, after = [first[i]["correct"] for i in ids], [last[i]["correct"] for i in ids]
+    diff, low, high = paired_difference_ci(after, before, resamples=10_000)
+    lines += [f"Change, step {s1} minus step {s0}: **{diff:+.3f} [{low:+.3f}, {high:+.3f}]** (95% paired bootstrap "
+              f"over {len(ids)} questions, 10,000 resamples); {sum(a and not b for a, b in zip(after, before))} "
+              f"questions became right, {sum(b and not a for a, b in zip(after, before))} became wrong.", ""]
+    lines += ["| hardness | n | before | after |", "|---|---|---|---|"]
+    for level in sorted({first[i]["hardness"] for i in ids}, key=_HARDNESS_ORDER.index):
+        group = [i for i in ids if first[i]["hardness"] == level]
+        lines.append(f"| {level} | {len(group)} | {sum(first[i]['correct'] for i in group) / len(group):.3f} | "
+                     f"{sum(last[i]['correct'] for i in group) / len(group):.3f} |")
+    kinds = sorted({v["error"] or "right" for v in (*first.values(), *last.values())}, key=_kind_order)
+    lines += ["", "| answer | before | after |", "|---|---|---|"]
+    for kind in kinds:
+        count = lambda verdicts: sum((v["error"] or "right") == kind for v in verdicts.values())  # noqa: E731
+        lines.append(f"| {kind} | {count(first)} | {count(last)} |")
+    gained = [first[i]["error"] for i in ids if last[i]["correct"] and not first[i]["correct"]]
+    if gained:
+        origin = ", ".join(f"{kind} {n}" for kind, n in sorted(Counter(gained).items(), key=lambda kv: -kv[1]))
+        lines += ["", f"The {len(gained)} new right answers were, before: {origin} "
+                      f"(no_sql: the format was learned; the others: the SQL itself got better)."]
+    return [*lines, ""]
+
+
+_HARDNESS_ORDER = ["easy", "medium", "hard", "extra", "unknown"]
+
+
+def _kind_order(kind: str) -> tuple[int, str]:
+    order = ["right", "wrong_result", "schema", "parse", "no_sql"]
+    return (order.index(kind) if kind in order else len(order), kind)

@@ -458,7 +458,7 @@ def _generator(args: argparse.Namespace, config: Config):
 
         return EndpointGenerator(
             args.endpoint, args.model_name, prompt_style=config.data.prompt_style,
-            max_new_tokens=config.rollout.max_new_tokens, api_key=args.api_key, seed=args.seed,
+            max_new_tokens=config.rollout.max_new_tokens, stop=config.rollout.stop, api_key=args.api_key, seed=args.seed,
         )
     from rl_sql.eval.predict import LocalGenerator
 

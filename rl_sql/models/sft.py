@@ -156,10 +156,11 @@ def _initial_model(config: Config, train: list[SqlExample], device: torch.device
         tokenizer = train_tokenizer(texts, config.model.scratch.vocab_size)
         model = build_scratch_model(config.model.scratch, tokenizer, "float32", seed=config.train.seed)
         return model.to(device), tokenizer, False
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
     from rl_sql.models.loading import load_tokenizer, resolve_model_path
+    from rl_sql.models.lora import peft_lora_config
 
     path = resolve_model_path(config.model.name_or_path)
     tokenizer = load_tokenizer(path, trust_remote_code=config.model.trust_remote_code)
@@ -169,9 +170,7 @@ def _initial_model(config: Config, train: list[SqlExample], device: torch.device
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    lora = config.lora
-    model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                             target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+    model = get_peft_model(model, peft_lora_config(config.lora, model.config.num_hidden_layers))
     return model.to(device), tokenizer, True
 
 

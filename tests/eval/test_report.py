@@ -44,3 +44,28 @@ def test_report_has_tables_and_plots(tmp_path):
 def test_missing_metrics_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="training run directory"):
         write_training_report(tmp_path)
+
+
+def _dev_verdicts(folder, rows):
+    folder.mkdir(parents=True)
+    folder.joinpath("verdicts.jsonl").write_text("".join(
+        json.dumps({"id": f"spider-dev-{i}", "correct": error is None, "error": error, "hardness": hardness}) + "\n"
+        for i, (error, hardness) in enumerate(rows)))
+
+
+def test_spider_dev_first_and_last_paired_by_question(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0, "dev/exec_accuracy": 0.25}) + "\n")
+    before = [("no_sql", "easy"), ("no_sql", "easy"), ("schema", "medium"), (None, "medium"),
+              ("wrong_result", "hard"), ("parse", "extra"), ("no_sql", "medium"), (None, "easy")]
+    after = [(None, "easy"), ("wrong_result", "easy"), (None, "medium"), (None, "medium"),
+             ("wrong_result", "hard"), ("parse", "extra"), ("schema", "medium"), ("schema", "easy")]
+    _dev_verdicts(tmp_path / "dev_eval/step_000000", before)
+    _dev_verdicts(tmp_path / "dev_eval/step_000007", after)  # a middle one would be ignored by the pairing
+    report = write_training_report(tmp_path).read_text()
+    dev = report[report.index("## Spider dev"):report.index("## Plots")]
+    assert "| 0 | 0.250 | 2 | 8 |" in dev and "| 7 | 0.375 | 3 | 8 |" in dev
+    assert "Change, step 7 minus step 0: **+0.125 [" in dev and "over 8 questions" in dev
+    assert "2 questions became right, 1 became wrong." in dev
+    assert "| easy | 3 | 0.333 | 0.333 |" in dev and "| medium | 3 | 0.333 | 0.667 |" in dev
+    assert "| right | 2 | 3 |" in dev and "| no_sql | 3 | 0 |" in dev and "| schema | 1 | 2 |" in dev
+    assert "The 2 new right answers were, before: no_sql 1, schema 1" in dev
