@@ -91,6 +91,11 @@ class DevEvaluator:
         n = summary["n"]
         metrics = {"dev/exec_accuracy": summary["accuracy"], "dev/ci_low": summary["ci95"][0],
                    "dev/ci_high": summary["ci95"][1], "dev/n": float(n)}
+        # A question whose gold result is empty is "right" for any query that returns no rows: a policy
+        # can learn to match those with an impossible WHERE. The accuracy over the others is the evidence.
+        evidence = [v.correct for v in verdicts if not v.gold_empty]
+        metrics["dev/exec_accuracy_nonempty_gold"] = sum(evidence) / max(len(evidence), 1)
+        metrics["dev/nonempty_gold_n"] = float(len(evidence))
         kinds = {**dict.fromkeys(ERROR_KINDS, 0), **summary["error_kinds"]}
         metrics.update({f"dev/error/{kind}": count / n for kind, count in kinds.items()})
         log.info("step %d: Spider dev accuracy %.3f [%.3f, %.3f] on %d questions; errors %s", step,

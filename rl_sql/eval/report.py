@@ -163,10 +163,14 @@ def dev_comparison(run_dir: str | Path) -> list[str]:
     if not evals:
         return []
     lines = ["## Spider dev (greedy, official rules; databases never trained on)", "",
-             "| step | accuracy | correct | n |", "|---|---|---|---|"]
+             "A question whose gold result is empty counts as right for any query that returns no rows (the",
+             "official rule), so the accuracy over the questions with a non-empty gold result is shown too.", "",
+             "| step | accuracy | correct | n | accuracy, non-empty gold | correct | n |", "|---|---|---|---|---|---|---|"]
     for step, verdicts in evals:
         right = sum(v["correct"] for v in verdicts.values())
-        lines.append(f"| {step} | {right / len(verdicts):.3f} | {right} | {len(verdicts)} |")
+        evidence = [v["correct"] for v in verdicts.values() if not v.get("gold_empty", False)]
+        lines.append(f"| {step} | {right / len(verdicts):.3f} | {right} | {len(verdicts)} | "
+                     f"{sum(evidence) / max(len(evidence), 1):.3f} | {sum(evidence)} | {len(evidence)} |")
     lines.append("")
     (s0, first), (s1, last) = evals[0], evals[-1]
     if len(evals) < 2 or set(first) != set(last):
@@ -176,7 +180,13 @@ def dev_comparison(run_dir: str | Path) -> list[str]:
     diff, low, high = paired_difference_ci(after, before, resamples=10_000)
     lines += [f"Change, step {s1} minus step {s0}: **{diff:+.3f} [{low:+.3f}, {high:+.3f}]** (95% paired bootstrap "
               f"over {len(ids)} questions, 10,000 resamples); {sum(a and not b for a, b in zip(after, before))} "
-              f"questions became right, {sum(b and not a for a, b in zip(after, before))} became wrong.", ""]
+              f"questions became right, {sum(b and not a for a, b in zip(after, before))} became wrong."]
+    solid = [i for i in ids if not first[i].get("gold_empty", False)]
+    if solid:
+        d2, low2, high2 = paired_difference_ci([last[i]["correct"] for i in solid], [first[i]["correct"] for i in solid],
+                                               resamples=10_000)
+        lines.append(f"On the {len(solid)} questions with a non-empty gold result: **{d2:+.3f} [{low2:+.3f}, {high2:+.3f}]**.")
+    lines.append("")
     lines += ["| hardness | n | before | after |", "|---|---|---|---|"]
     for level in sorted({first[i]["hardness"] for i in ids}, key=_HARDNESS_ORDER.index):
         group = [i for i in ids if first[i]["hardness"] == level]
