@@ -152,7 +152,8 @@ class SqlTasksetConfig(vf.TasksetConfig):
     """Same fields as the training config's ``data`` section (``--env.taskset.data.source spider``, ...)."""
     split: Literal["all", "train", "heldout", "dev"] = "heldout"
     """``train``/``heldout``: rl_sql's leak-free split (``data.heldout_fraction``, ``data.seed``);
-    ``dev``: Spider dev of ``data.spider_dir``; ``all``: every example."""
+    ``dev``: Spider dev as ``rl-sql eval`` reads it (``RL_SQL_SPIDER_DIR`` when set, else the copy
+    embedded in the package); ``all``: every example."""
 
 
 class SqlTaskset(vf.Taskset[SqlTask, SqlTasksetConfig]):
@@ -161,7 +162,9 @@ class SqlTaskset(vf.Taskset[SqlTask, SqlTasksetConfig]):
     def examples(self) -> list[SqlExample]:
         data_cfg, split = self.config.data, self.config.split
         if split == "dev":
-            return load_spider_dev(data_cfg.spider_dir, data_cfg.context_scope)
+            from rl_sql.eval.run import spider_dev_dir
+
+            return load_spider_dev(spider_dev_dir(None)[0], data_cfg.context_scope)
         examples = load_examples(data_cfg)
         if split == "all":
             return examples

@@ -55,11 +55,9 @@ class RunLogger:
                 self.gauges[name].set(float(metrics[key]))
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(
-                reward=f"{metrics.get('reward/mean', 0):.3f}",
-                acc=f"{metrics.get('reward/exec_match', 0):.2f}",
-                kl=f"{metrics.get('kl_divergence', 0):.4f}",
-            )
+            shown = {"reward": ("reward/mean", ".3f"), "acc": ("reward/exec_match", ".2f"),
+                     "kl": ("kl_divergence", ".4f"), "dev": ("dev/exec_accuracy", ".3f")}
+            self.bar.set_postfix({name: format(metrics[key], spec) for name, (key, spec) in shown.items() if key in metrics})
         else:
             log.info("step %d %s", step, {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
 

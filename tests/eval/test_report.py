@@ -49,7 +49,8 @@ def test_missing_metrics_is_a_clear_error(tmp_path):
 def _dev_verdicts(folder, rows):
     folder.mkdir(parents=True)
     folder.joinpath("verdicts.jsonl").write_text("".join(
-        json.dumps({"id": f"spider-dev-{i}", "correct": error is None, "error": error, "hardness": hardness}) + "\n"
+        json.dumps({"id": f"spider-dev-{i}", "correct": error is None, "error": error, "hardness": hardness,
+                    "gold_empty": i == 2}) + "\n"  # question 2's gold returns no rows
         for i, (error, hardness) in enumerate(rows)))
 
 
@@ -63,7 +64,8 @@ def test_spider_dev_first_and_last_paired_by_question(tmp_path):
     _dev_verdicts(tmp_path / "dev_eval/step_000007", after)  # a middle one would be ignored by the pairing
     report = write_training_report(tmp_path).read_text()
     dev = report[report.index("## Spider dev"):report.index("## Plots")]
-    assert "| 0 | 0.250 | 2 | 8 |" in dev and "| 7 | 0.375 | 3 | 8 |" in dev
+    assert "| 0 | 0.250 | 2 | 8 | 0.286 | 2 | 7 |" in dev and "| 7 | 0.375 | 3 | 8 | 0.286 | 2 | 7 |" in dev
+    assert "On the 7 questions with a non-empty gold result: **+0.000 [" in dev
     assert "Change, step 7 minus step 0: **+0.125 [" in dev and "over 8 questions" in dev
     assert "2 questions became right, 1 became wrong." in dev
     assert "| easy | 3 | 0.333 | 0.333 |" in dev and "| medium | 3 | 0.333 | 0.667 |" in dev
