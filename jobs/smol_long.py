@@ -39,8 +39,10 @@ def sft_control(config: Config, seconds: float, out: Path, dev: int) -> dict[str
     from rl_sql.eval.run import run as run_eval
     from rl_sql.models.sft import run_sft
 
+    # GRPO's learning rate and whole prompts (the recipe's model length), so only the objective differs
     sft_config = config.model_copy(update={"sft": config.sft.model_copy(update={
-        "epochs": 1000.0, "max_minutes": seconds / 60, "output_dir": str(out / "sft")})})
+        "epochs": 1000.0, "max_minutes": seconds / 60, "output_dir": str(out / "sft"),
+        "learning_rate": config.learner.learning_rate, "seq_len": config.rollout.max_model_len})})
     policy = run_sft(sft_config)
     args = ["--data", "spider-dev", "--model", str(policy), "--out", str(out / "sft_eval"), "--config", str(RECIPE)]
     if dev < 972:
