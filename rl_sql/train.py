@@ -13,14 +13,14 @@ log = logging.getLogger(__name__)
 
 
 def policy_for(config: Config) -> str:
-    """The policy GRPO starts from: the (cached) SFT policy, or the pretrained model itself."""
+    """The policy GRPO starts from: the (cached) SFT policy, or the pretrained model itself, as
+    named in the recipe. A hub id or an embedded model name is resolved by each actor on its own
+    node (``resolve_model_path``), never as a folder of the driver's node handed to the others."""
     if config.train.sft_first:
         from rl_sql.models.sft import run_sft
 
         return str(run_sft(config))
-    from rl_sql.models.loading import resolve_model_path
-
-    return resolve_model_path(config.model.name_or_path)
+    return config.model.name_or_path
 
 
 def run_training(config: Config, *, run_dir: str | None = None, resume: bool = False) -> dict:

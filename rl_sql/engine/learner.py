@@ -49,6 +49,7 @@ from rl_sql.config import Config
 from rl_sql.engine.grpo import grpo_loss
 from rl_sql.engine.types import AdapterPayload, TrainBatch
 from rl_sql.engine.weight_sync import full_state_dict, gather_adapter, write_adapter
+from rl_sql.models.loading import resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ class LearnerWorker:
         address only once the actors exist). A single worker with no port picks a free one.
         """
         cfg = self.config
+        self.model_path = resolve_model_path(self.model_path)  # on this actor's node
         self.master_addr = master_addr or self.master_addr
         self.master_port = master_port or self.master_port
         if self.master_port is None:

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from rl_sql.config import Config
 from rl_sql.engine.types import AdapterPayload, Completion
 from rl_sql.engine.weight_sync import write_adapter
-from rl_sql.models.loading import encode_prompt
+from rl_sql.models.loading import encode_prompt, resolve_model_path
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,7 @@ class RolloutWorker:
             torch.set_num_threads(threads)
         from vllm import LLM
 
+        model_path = resolve_model_path(model_path)  # on this actor's node (a hub id or model name)
         self.config = config
         self.worker_index = worker_index
         self.adapter_sync = adapter_sync_mode(config)

@@ -192,11 +192,11 @@ def dev_comparison(run_dir: str | Path) -> list[str]:
         group = [i for i in ids if first[i]["hardness"] == level]
         lines.append(f"| {level} | {len(group)} | {sum(first[i]['correct'] for i in group) / len(group):.3f} | "
                      f"{sum(last[i]['correct'] for i in group) / len(group):.3f} |")
-    kinds = sorted({v["error"] or "right" for v in (*first.values(), *last.values())}, key=_kind_order)
+    before_kinds = Counter(v["error"] or "right" for v in first.values())
+    after_kinds = Counter(v["error"] or "right" for v in last.values())
     lines += ["", "| answer | before | after |", "|---|---|---|"]
-    for kind in kinds:
-        count = lambda verdicts: sum((v["error"] or "right") == kind for v in verdicts.values())  # noqa: E731
-        lines.append(f"| {kind} | {count(first)} | {count(last)} |")
+    for kind in sorted(before_kinds | after_kinds, key=_kind_order):
+        lines.append(f"| {kind} | {before_kinds[kind]} | {after_kinds[kind]} |")
     gained = [first[i]["error"] for i in ids if last[i]["correct"] and not first[i]["correct"]]
     if gained:
         origin = ", ".join(f"{kind} {n}" for kind, n in sorted(Counter(gained).items(), key=lambda kv: -kv[1]))
